@@ -1,0 +1,153 @@
+"""Graph resolution: names, references, call signatures, topological order, cycles.
+
+Input is a validated spec whose blocks are already expanded and whose layers all have
+names. Output is a `Graph`: nodes in an order where every input is computed before it
+is used, each knowing exactly how it is called (one tensor, a list, or named args).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelspec.compiler.signatures import signature_of
+from modelspec.errors import Diagnostic, Path, did_you_mean, format_path
+from modelspec.schema.spec import Spec
+
+Locate = Callable[[Path, bool], tuple[str, int, int]]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer in the resolved graph.
+
+    `args` is the call: ("single", (ref,)), ("multi", (ref, ...)) or
+    ("named", ((arg, ref), ...)); refs are model input or layer names.
+    """
+
+    name: str
+    index: int
+    layer: Any
+    kind: str
+    args: tuple
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(r for _, r in self.args) if self.kind == "named" else self.args
+
+
+@dataclass(frozen=True)
+class Graph:
+    inputs: tuple[str, ...]
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]
+
+
+def resolve(spec: Spec, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
+    """Resolve references and order the layers.
+
+    Returns the graph and every problem found; layers with problems stay out of the
+    graph's reach (shape inference skips what depends on them), so the shapes of
+    the rest can still be checked in the same run."""
+    errors: list[Diagnostic] = []
+
+    def err(path: Path, message: str, *, key: bool = False, **kw: Any) -> None:
+        pos = locate(path, key)
+        errors.append(Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, **kw))
+
+    model = spec.model
+    input_names = list(model.inputs)
+    names: dict[str, int] = {}
+    for i, layer in enumerate(model.layers):
+        path = ("model", "layers", i, "name")
+        if layer.name in model.inputs:
+            err(path, f"duplicate name '{layer.name}': it is also a model input",
+                received=repr(layer.name), hint="Rename the layer or the input.")
+        elif layer.name in names:
+            first = locate(("model", "layers", names[layer.name], "name"), False)
+            err(path, f"duplicate name '{layer.name}'", received=repr(layer.name),
+                hint=f"It is first used at line {first[1]}; layer names must be unique.")
+        else:
+            names[layer.name] = i
+    duplicates = {i for i, layer in enumerate(model.layers) if names.get(layer.name) != i}
+    known = [*input_names, *names]
+
+    def check_ref(ref: str, path: Path) -> None:
+        if ref not in names and ref not in model.inputs:
+            err(path, f"unknown reference '{ref}'", received=repr(ref),
+                hint=did_you_mean(ref, known) or "Known names: " + ", ".join(known) + ".")
+
+    nodes: list[Node] = []
+    for i, layer in enumerate(model.layers):
+        if i in duplicates:
+            continue
+        path = ("model", "layers", i)
+        sig = signature_of(layer.type)
+        given = layer.inputs
+        if given is None:
+            if i == 0:
+                if len(input_names) > 1:
+                    err(path, "the first layer must name its `inputs`: the model has several "
+                        f"inputs ({', '.join(input_names)})",
+                        hint=f"Add `inputs: {input_names[0]}`.")
+                given = input_names[0]
+            else:
+                given = model.layers[i - 1].name
+        kind, args, problem = sig.bind(given)
+        if problem:
+            err((*path, "inputs") if layer.inputs is not None else path, problem[0],
+                received=problem[1], hint=problem[2])
+            continue
+        node = Node(layer.name, i, layer, kind, args)
+        for j, ref in enumerate(node.refs):
+            ref_path = (*path, "inputs")
+            if isinstance(layer.inputs, list):
+                ref_path = (*ref_path, j)
+            elif isinstance(layer.inputs, dict):
+                ref_path = (*ref_path, node.args[j][0])
+            if ref == layer.name:
+                err(ref_path, f"layer '{ref}' takes its own output as input",
+                    hint="Reference an earlier layer or a model input.")
+            else:
+                check_ref(ref, ref_path)
+        nodes.append(node)
+
+    outputs = model.outputs or [model.layers[-1].name]
+    for j, out in enumerate(outputs):
+        check_ref(out, ("model", "outputs", j))
+    ordered = _topological(nodes, set(model.inputs), err)
+    return Graph(tuple(input_names), tuple(ordered), tuple(outputs)), errors
+
+
+def _topological(nodes: list[Node], inputs: set[str], err) -> list[Node]:
+    """Depth-first order; on a cycle, report it by name (a -> b -> a)."""
+    by_name = {n.name: n for n in nodes}
+    state: dict[str, int] = {}
+    order: list[Node] = []
+    reported: set[str] = set()
+
+    def visit(node: Node, stack: list[str]) -> None:
+        state[node.name] = 1
+        stack.append(node.name)
+        for ref in node.refs:
+            if ref in inputs or ref not in by_name:
+                continue
+            if state.get(ref) == 1:
+                cycle = stack[stack.index(ref):] + [ref]
+                if not reported & set(cycle):  # one report per tangle of cycles
+                    reported.update(cycle)
+                    first = by_name[ref]
+                    err(("model", "layers", first.index, "inputs"),
+                        "cycle in the layer graph: " + " -> ".join(cycle),
+                        hint="A layer cannot depend on its own output; break the cycle.")
+            elif ref not in state:
+                visit(by_name[ref], stack)
+        stack.pop()
+        state[node.name] = 2
+        order.append(node)
+
+    for node in nodes:
+        if node.name not in state:
+            visit(node, [])
+    return order

@@ -1,0 +1,119 @@
+"""From a file (or dict) to a checked spec: parse -> extends -> --set -> blocks ->
+schema -> graph -> shapes. Every stage reports *all* its problems, positioned.
+
+`load` is what `modelspec check` runs; it never imports JAX.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelspec.compiler import blocks as block_expansion
+from modelspec.compiler.compose import apply_overrides, read_document
+from modelspec.compiler.diagnose import diagnostics
+from modelspec.compiler.graph import Graph, resolve
+from modelspec.compiler.shapes import infer
+from modelspec.compiler.types import LayerShape
+from modelspec.compiler.yaml_positions import Document, Pos
+from modelspec.errors import Diagnostic, Path, SpecError, format_path
+from modelspec.schema.spec import Spec
+
+
+@dataclass
+class SourceMap:
+    """Where each value of the (expanded) spec was written."""
+
+    file: str
+    doc: Document
+    origin: dict[Path, Path] = field(default_factory=dict)
+    base_dir: FsPath = field(default_factory=FsPath.cwd)
+
+    def locate(self, path: Path, key: bool = False) -> Pos:
+        p = block_expansion.origin_of(self.origin, tuple(path))
+        if key and p in self.doc.keys:
+            return self.doc.keys[p]
+        for cut in range(len(p), -1, -1):
+            if p[:cut] in self.doc.values:
+                return self.doc.values[p[:cut]]
+        return (self.file, 1, 1)
+
+
+@dataclass
+class Analysis:
+    """The resolved graph and every layer's inferred shape."""
+
+    graph: Graph
+    shapes: dict[str, LayerShape]
+
+
+def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tuple = ()) -> Spec:
+    """Validate a spec (path, mapping or Spec) and check its graph and shapes.
+
+    Raises SpecError with every problem found. The returned Spec carries its source
+    map and analysis (private attributes) for positioned errors later on."""
+    if isinstance(source, Spec) and not overrides:
+        if source._analysis is None:
+            _attach(source, source._source or SourceMap("<spec>", Document(source.dump())))
+        return source
+    if isinstance(source, Spec):
+        source = source.dump()
+    if isinstance(source, dict):
+        doc = Document(copy.deepcopy(source))
+        smap = SourceMap("<dict>", doc)
+    else:
+        path = FsPath(source)
+        doc = read_document(path)
+        smap = SourceMap(doc.values.get((), (str(path), 1, 1))[0], doc, base_dir=path.resolve().parent)
+    if overrides:
+        apply_overrides(doc, list(overrides))
+    if not isinstance(doc.data, dict):
+        raise SpecError.single(Diagnostic(smap.file, 1, 1, "<document>", "a spec must be a mapping"))
+    block_names = list(doc.data.get("blocks") or {}) if isinstance(doc.data.get("blocks"), dict) else []
+    raw_blocks = copy.deepcopy(doc.data.get("blocks"))
+    expansion = block_expansion.expand(doc.data)
+    smap.origin = expansion.origin
+    errors = [_expansion_diag(smap, p, m, kw) for p, m, kw in expansion.errors]
+    try:
+        spec = Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        choices = block_expansion.known_types({n: None for n in block_names})
+        errors += diagnostics(exc, doc.data, Spec, smap.locate, choices)
+        raise SpecError(_sorted(errors)) from None
+    if errors:
+        raise SpecError(_sorted(errors))
+    spec._source = smap
+    spec._blocks = raw_blocks
+    _attach(spec, smap)
+    return spec
+
+
+def _attach(spec: Spec, smap: SourceMap) -> None:
+    graph, errors = resolve(spec, smap.locate)
+    shapes, shape_errors = infer(graph, spec, smap.locate)
+    errors += shape_errors
+    if errors:
+        raise SpecError(_sorted(errors))
+    spec._source = smap
+    spec._analysis = Analysis(graph, shapes)
+
+
+def analysis(spec: Spec) -> Analysis:
+    """The graph and shapes of a loaded spec (computed on first use)."""
+    if spec._analysis is None:
+        load(spec)
+    return spec._analysis
+
+
+def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diagnostic:
+    pos = smap.locate(path, key=message.startswith("unknown argument"))
+    return Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, kw.get("received"),
+                      kw.get("hint"))
+
+
+def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diags, key=lambda d: (d.file, d.line, d.col))

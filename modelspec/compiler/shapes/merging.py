@@ -1,0 +1,48 @@
+"""Shape rules: Add, Multiply, Concatenate."""
+
+from __future__ import annotations
+
+from modelspec.compiler.shapes.registry import rule
+from modelspec.compiler.types import DTYPES, LayerShape, ShapeError, TensorType
+
+
+def _result_dtype(xs: list[TensorType]) -> str:
+    floats = [x.dtype for x in xs if x.dtype.startswith(("float", "bfloat"))]
+    return max(floats, key=DTYPES.index) if floats else xs[0].dtype
+
+
+@rule("Add", "Multiply")
+def elementwise(layer, xs: list[TensorType]) -> LayerShape:
+    rank = xs[0].rank
+    if any(x.rank != rank for x in xs):
+        raise ShapeError(f"{layer.type} inputs must have the same rank", field="inputs")
+    out = []
+    for axis in range(rank):
+        dims = {x.shape[axis] for x in xs} - {None, 1}
+        if len(dims) > 1:
+            raise ShapeError(f"{layer.type} inputs have incompatible shapes (axis {axis}: "
+                             f"{' vs '.join(str(d) for d in sorted(dims))})", field="inputs")
+        known = [x.shape[axis] for x in xs if x.shape[axis] is not None]
+        out.append(max(known) if len(known) == len(xs) else (dims.pop() if dims else None))
+    return LayerShape(TensorType(tuple(out), _result_dtype(xs)))
+
+
+@rule("Concatenate")
+def concatenate(layer, xs: list[TensorType]) -> LayerShape:
+    rank = xs[0].rank
+    if any(x.rank != rank for x in xs):
+        raise ShapeError("Concatenate inputs must have the same rank", field="inputs")
+    axis = layer.axis + rank if layer.axis < 0 else layer.axis
+    if not 1 <= axis < rank:
+        raise ShapeError(f"axis {layer.axis} is out of range for rank-{rank} inputs (the "
+                         "batch axis cannot be concatenated)", field="axis",
+                         received=f"axis={layer.axis}")
+    out = list(xs[0].shape)
+    for i in range(rank):
+        dims = [x.shape[i] for x in xs]
+        if i == axis:
+            out[i] = None if None in dims else sum(dims)
+        elif len({d for d in dims if d is not None}) > 1:
+            raise ShapeError(f"Concatenate inputs must match on every axis but {layer.axis} "
+                             f"(axis {i} differs)", field="inputs")
+    return LayerShape(TensorType(tuple(out), _result_dtype(xs)))

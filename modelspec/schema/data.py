@@ -1,0 +1,126 @@
+"""The `data:` section: where training examples come from and how they are batched.
+
+Only *descriptions* live here (pure pydantic, no numpy): `check`, `summary` and `schema`
+must validate a spec without touching the files it names. Loading, the shape/dtype/label
+checks against the model, and batching are in `modelspec.runtime.data`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from modelspec.schema.base import PositiveInt, SpecModel, UnitInterval
+
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+"""Toy datasets bundled inside scikit-learn (`sklearn.datasets.load_*`): no download."""
+
+
+class SklearnSource(SpecModel):
+    """A toy dataset bundled with scikit-learn. Its features feed the model's single
+    input and its target the model's single output."""
+
+    type: Literal["sklearn"]
+    """Source kind: a dataset shipped inside scikit-learn."""
+    name: Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+    """Which dataset (`sklearn.datasets.load_<name>`)."""
+
+
+class NpzSource(SpecModel):
+    """Arrays in one NumPy `.npz` archive; only the arrays the model needs are read."""
+
+    type: Literal["npz"]
+    """Source kind: a NumPy `.npz` archive."""
+    path: str = Field(min_length=1)
+    """The `.npz` file; a relative path is relative to the spec file's directory."""
+    inputs: dict[str, str] | None = None
+    """Model input name -> array name. Default: the array named like the input, or `x`
+    for a single-input model."""
+    targets: dict[str, str] | None = None
+    """Model output name -> array name. Default: the array named like the output, or
+    `y` for a single-output model."""
+
+
+class NpySource(SpecModel):
+    """One memory-mapped NumPy `.npy` file per model input and output (for data larger
+    than memory: batches read only their rows)."""
+
+    type: Literal["npy"]
+    """Source kind: separate `.npy` files."""
+    inputs: dict[str, str] = Field(min_length=1)
+    """Model input name -> `.npy` file (relative to the spec file's directory)."""
+    targets: dict[str, str] = Field(min_length=1)
+    """Model output name -> `.npy` file (relative to the spec file's directory)."""
+
+
+class CsvSource(SpecModel):
+    """A numeric CSV table: one row per example, the feature columns form the model's
+    single input (shape `[n_features]`), the label column its single output."""
+
+    type: Literal["csv"]
+    """Source kind: a CSV file."""
+    path: str = Field(min_length=1)
+    """The CSV file; a relative path is relative to the spec file's directory."""
+    label: str | int
+    """The target column: its header name, or its 0-based index."""
+    features: list[str | int] | None = Field(None, min_length=1)
+    """Feature columns (names or 0-based indices), in input order. Default: every
+    column except `label`."""
+    header: bool = True
+    """Whether the first row holds column names."""
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    """Field separator (one character)."""
+
+    @model_validator(mode="after")
+    def _names_need_header(self) -> CsvSource:
+        named = [c for c in [self.label, *(self.features or [])] if isinstance(c, str)]
+        if named and not self.header:
+            raise ValueError(
+                f"column name {named[0]!r} used but `header` is false; refer to columns "
+                "by 0-based index, or set `header: true`"
+            )
+        return self
+
+
+Source = Annotated[SklearnSource | NpzSource | NpySource | CsvSource, Field(discriminator="type")]
+"""A data source, chosen by its `type:`."""
+
+SOURCE_TYPES = ("sklearn", "npz", "npy", "csv")
+"""The valid `type:` values of a data source."""
+
+
+class DataSpec(SpecModel):
+    """Training (and validation) data and how it is cut into batches.
+
+    Batching is deterministic: the order of the samples in epoch `e` depends only on
+    (`seed`, `e`), so an interrupted run resumes at the exact batch it stopped at.
+    Every batch has exactly `batch_size` rows, so the step function compiles once: with
+    `drop_remainder: false` the last, partial batch of an epoch is padded by repeating
+    its first rows, and each batch carries a `mask` (1.0 for real samples, 0.0 for
+    padding) by which losses and metrics are weighted, so padding never counts; with
+    `drop_remainder: true` the partial batch is skipped instead.
+    """
+
+    train: Source
+    """Where the training examples come from."""
+    validation: Source | None = None
+    """Separate validation data (exclusive with `validation_split`)."""
+    validation_split: UnitInterval | None = None
+    """Fraction of the training data held out for validation: the *last* samples,
+    taken before any shuffling, as in Keras `fit(validation_split=...)`."""
+    batch_size: PositiveInt = 32
+    """Samples per batch (Keras default 32)."""
+    shuffle: bool = True
+    """Reshuffle the training samples every epoch (false: file order)."""
+    drop_remainder: bool = False
+    """Skip the last, partial batch of each epoch instead of padding and masking it."""
+
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> DataSpec:
+        if self.validation is not None and self.validation_split is not None:
+            raise ValueError(
+                "`validation` and `validation_split` are mutually exclusive: give "
+                "separate validation data, or hold out a fraction of `train`, not both"
+            )
+        return self

@@ -1,0 +1,207 @@
+"""Loss specs: Keras 3 loss names, arguments and defaults, written as YAML.
+
+A spec's `loss:` is either a plain string, exactly as `model.compile(loss=...)` takes it
+(the class name `SparseCategoricalCrossentropy` or Keras's function alias
+`sparse_categorical_crossentropy`, `mse`, `kld`, ...), or a mapping
+`{type: SparseCategoricalCrossentropy, from_logits: true}` when arguments are needed.
+Strings are turned into the mapping form before validation, so the rest of the system
+only ever sees the models below. Defaults are those of `inspect.signature(keras.losses.X)`
+in Keras 3. The numerics live in `modelspec.runtime.losses`; this module never imports JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from modelspec.errors import choices_hint
+from modelspec.schema.base import NonNegativeInt, PositiveFloat, SpecModel
+
+Reduction = Literal["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"]
+"""Keras loss reductions that give a scalar. `sum_over_batch_size` (= `mean`) divides the
+weighted sum by the number of per-sample loss values; `mean_with_sample_weight` divides
+it by the sum of the sample weights (the mean over unpadded tokens when the weights are a
+padding mask). Keras's `none` is left out: training needs a scalar."""
+
+
+class _LossBase(SpecModel):
+    type: str
+    """Keras class name of the loss."""
+    reduction: Reduction = "sum_over_batch_size"
+    """How per-sample losses become the minimized scalar (Keras `reduction`)."""
+
+
+class SparseCategoricalCrossentropy(_LossBase):
+    """Cross-entropy between integer class labels and class probabilities or logits."""
+
+    type: Literal["SparseCategoricalCrossentropy"]
+    """Keras class name of the loss."""
+    from_logits: bool = False
+    """True when `y_pred` holds logits; False when it holds probabilities (softmax output)."""
+    ignore_class: int | None = None
+    """Label whose positions are left out of the loss (e.g. a padding id), or null."""
+    axis: int = -1
+    """The class axis of `y_pred`."""
+
+
+class CategoricalCrossentropy(_LossBase):
+    """Cross-entropy between one-hot (or soft) labels and class probabilities or logits."""
+
+    type: Literal["CategoricalCrossentropy"]
+    """Keras class name of the loss."""
+    from_logits: bool = False
+    """True when `y_pred` holds logits; False when it holds probabilities (softmax output)."""
+    label_smoothing: float = Field(0.0, ge=0, le=1)
+    """Labels become `y * (1 - s) + s / num_classes`."""
+    axis: int = -1
+    """The class axis."""
+
+
+class BinaryCrossentropy(_LossBase):
+    """Cross-entropy of independent 0/1 labels (binary or multi-label classification)."""
+
+    type: Literal["BinaryCrossentropy"]
+    """Keras class name of the loss."""
+    from_logits: bool = False
+    """True when `y_pred` holds logits; False when it holds probabilities (sigmoid output)."""
+    label_smoothing: float = Field(0.0, ge=0, le=1)
+    """Labels become `y * (1 - s) + s / 2`."""
+    axis: int = -1
+    """Axis the per-element losses are averaged over."""
+
+
+class MeanSquaredError(_LossBase):
+    """Mean of squared errors over the last axis."""
+
+    type: Literal["MeanSquaredError"]
+    """Keras class name of the loss."""
+
+
+class MeanAbsoluteError(_LossBase):
+    """Mean of absolute errors over the last axis."""
+
+    type: Literal["MeanAbsoluteError"]
+    """Keras class name of the loss."""
+
+
+class Huber(_LossBase):
+    """Quadratic for errors up to `delta`, linear beyond (robust regression)."""
+
+    type: Literal["Huber"]
+    """Keras class name of the loss."""
+    delta: PositiveFloat = 1.0
+    """The error size where the loss turns from quadratic to linear."""
+
+
+class LogCosh(_LossBase):
+    """Mean of log(cosh(error)) over the last axis: like MSE for small errors, MAE for big."""
+
+    type: Literal["LogCosh"]
+    """Keras class name of the loss."""
+
+
+class KLDivergence(_LossBase):
+    """Kullback-Leibler divergence of `y_pred` from `y_true` (both distributions)."""
+
+    type: Literal["KLDivergence"]
+    """Keras class name of the loss."""
+
+
+class CosineSimilarity(_LossBase):
+    """Negative cosine similarity (-1 = same direction), so minimizing aligns vectors."""
+
+    type: Literal["CosineSimilarity"]
+    """Keras class name of the loss."""
+    axis: int = -1
+    """Axis along which the similarity is computed."""
+
+
+class Hinge(_LossBase):
+    """Mean of max(1 - y_true * y_pred, 0); 0/1 labels are mapped to -1/1 first."""
+
+    type: Literal["Hinge"]
+    """Keras class name of the loss."""
+
+
+LOSS_TYPES: dict[str, type[SpecModel]] = {
+    cls.__name__: cls
+    for cls in (
+        SparseCategoricalCrossentropy,
+        CategoricalCrossentropy,
+        BinaryCrossentropy,
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        LogCosh,
+        KLDivergence,
+        CosineSimilarity,
+        Hinge,
+    )
+}
+"""Supported loss classes by their Keras class name."""
+
+LOSS_ALIASES: dict[str, str] = {
+    **{name: name for name in LOSS_TYPES},
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "binary_crossentropy": "BinaryCrossentropy",
+    "bce": "BinaryCrossentropy",
+    "BCE": "BinaryCrossentropy",
+    "mean_squared_error": "MeanSquaredError",
+    "mse": "MeanSquaredError",
+    "MSE": "MeanSquaredError",
+    "mean_absolute_error": "MeanAbsoluteError",
+    "mae": "MeanAbsoluteError",
+    "MAE": "MeanAbsoluteError",
+    "huber": "Huber",
+    "log_cosh": "LogCosh",
+    "kl_divergence": "KLDivergence",
+    "kld": "KLDivergence",
+    "KLD": "KLDivergence",
+    "cosine_similarity": "CosineSimilarity",
+    "hinge": "Hinge",
+}
+"""Every string `keras.losses.get` resolves to one of LOSS_TYPES (case-sensitive, as in
+Keras), mapped to the class name."""
+
+
+def _coerce_loss(value: Any) -> Any:
+    """String form -> mapping form; an alias in a mapping's `type` -> the class name."""
+    if isinstance(value, str):
+        return {"type": _canonical(value)}
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        return {**value, "type": _canonical(value["type"])}
+    return value
+
+
+def _canonical(name: str) -> str:
+    if name in LOSS_ALIASES:
+        return LOSS_ALIASES[name]
+    raise ValueError(f"Unknown loss {name!r}. {choices_hint(name, list(LOSS_ALIASES))}")
+
+
+LossName = Literal[tuple(LOSS_ALIASES)]  # type: ignore[valid-type]
+"""The string form (JSON Schema enum for editors)."""
+
+AnyLossSpec = Annotated[
+    SparseCategoricalCrossentropy
+    | CategoricalCrossentropy
+    | BinaryCrossentropy
+    | MeanSquaredError
+    | MeanAbsoluteError
+    | Huber
+    | LogCosh
+    | KLDivergence
+    | CosineSimilarity
+    | Hinge,
+    Field(discriminator="type"),
+]
+"""The mapping form only (what a validated spec holds)."""
+
+Loss = Annotated[
+    AnyLossSpec,
+    BeforeValidator(_coerce_loss, json_schema_input_type=LossName | AnyLossSpec),
+]
+"""A loss as written in a spec: a Keras loss name string or a `{type: ..., ...}` mapping.
+Validates to one of the models above."""

@@ -220,14 +220,20 @@ def per_sample_function(spec: schema.AnyLossSpec) -> Callable[[Array, Array], Ar
             )
         case schema.CategoricalCrossentropy():
             return lambda t, p: categorical_crossentropy(
-                t, p, from_logits=spec.from_logits, label_smoothing=spec.label_smoothing,
+                t,
+                p,
+                from_logits=spec.from_logits,
+                label_smoothing=spec.label_smoothing,
                 axis=spec.axis,
-            )  # fmt: skip
+            )
         case schema.BinaryCrossentropy():
             return lambda t, p: binary_crossentropy(
-                t, p, from_logits=spec.from_logits, label_smoothing=spec.label_smoothing,
+                t,
+                p,
+                from_logits=spec.from_logits,
+                label_smoothing=spec.label_smoothing,
                 axis=spec.axis,
-            )  # fmt: skip
+            )
         case schema.MeanSquaredError():
             return mean_squared_error
         case schema.MeanAbsoluteError():
@@ -245,9 +251,7 @@ def per_sample_function(spec: schema.AnyLossSpec) -> Callable[[Array, Array], Ar
     raise TypeError(f"Not a loss spec: {spec!r}")
 
 
-def apply_mask(
-    sample_weight: Array | None, mask: Array | None, reduction: str
-) -> Array | None:
+def apply_mask(sample_weight: Array | None, mask: Array | None, reduction: str) -> Array | None:
     """Keras's merge of a boolean mask into the sample weights. For the mean reductions
     valid entries get weight total/valid, so the later division by the element count
     becomes a division by the number of valid entries."""
@@ -316,9 +320,7 @@ class LossFn:
         """Unreduced losses, shape of `y_pred` minus its last axis (ignored positions: 0)."""
         return self.per_sample_with_mask(y_true, y_pred)[0]
 
-    def reduce(
-        self, values: Array, sample_weight: Any = None, mask: Array | None = None
-    ) -> Array:
+    def reduce(self, values: Array, sample_weight: Any = None, mask: Array | None = None) -> Array:
         """Apply sample weights, the mask and this loss's reduction to per-sample values."""
         return reduce_weighted_values(values, sample_weight, mask, self.spec.reduction)
 

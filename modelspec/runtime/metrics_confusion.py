@@ -146,9 +146,14 @@ def precision_recall(spec: schema.Precision | schema.Recall) -> Triple:
 
     def update(state: State, y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
         counts = confusion_counts(
-            y_true, y_pred, thresholds, evenly=evenly, sample_weight=sample_weight,
-            top_k=spec.top_k, class_id=spec.class_id,
-        )  # fmt: skip
+            y_true,
+            y_pred,
+            thresholds,
+            evenly=evenly,
+            sample_weight=sample_weight,
+            top_k=spec.top_k,
+            class_id=spec.class_id,
+        )
         return {k: state[k] + counts[k] for k in state}
 
     def result(state: State) -> Array:
@@ -183,10 +188,14 @@ def auc(spec: schema.AUC, num_labels: int | None) -> Triple:
         if spec.from_logits:
             y_pred = jax.nn.sigmoid(y_pred)
         counts = confusion_counts(
-            y_true, y_pred, thresholds, evenly=evenly, sample_weight=sample_weight,
+            y_true,
+            y_pred,
+            thresholds,
+            evenly=evenly,
+            sample_weight=sample_weight,
             multi_label=spec.multi_label,
             label_weights=None if spec.multi_label else weights,
-        )  # fmt: skip
+        )
         return {k: state[k] + counts[k] for k in state}
 
     def aggregate(by_threshold: Array) -> Array:

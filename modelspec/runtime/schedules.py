@@ -5,7 +5,9 @@ Keras's, and optax's equivalents differ in the details (warmup end points, stair
 `cycle`, restart arithmetic). Each function below transcribes the `__call__` of the
 corresponding class in keras/src/optimizers/schedules/learning_rate_schedule.py,
 operation for operation and in float32 (Keras's `floatx`), so the values agree with Keras
-to float32 rounding. The step is the optimizer's `iterations` count (steps already
+to float32 rounding (bit-identical when both run eagerly or both under jit; XLA's
+fusion changes the last bits between the two). One deliberate difference: PolynomialDecay
+never returns NaN at the end of its decay (see `_polynomial_decay`). The step is the optimizer's `iterations` count (steps already
 applied), exactly what Keras passes.
 """
 
@@ -99,7 +101,11 @@ def _polynomial_decay(spec: PolynomialDecay) -> optax.Schedule:
         else:
             step_f = jnp.minimum(step_f, decay_steps)
         p = step_f / decay_steps
-        return (lr0 - end) * jnp.power(1 - p, power) + end
+        # `1 - p` is >= 0 mathematically, but under jit XLA contracts it into an FMA
+        # that gives -1.5e-8 at `step == decay_steps`, and a fractional `power` then
+        # turns the learning rate into NaN (Keras's jitted schedule does). Clamping
+        # changes nothing else: eager values stay bit-identical to Keras's.
+        return (lr0 - end) * jnp.power(jnp.maximum(1 - p, 0.0), power) + end
 
     return schedule
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from modelspec.errors import choices_hint
-from modelspec.schema.base import NonNegativeInt, PositiveFloat, SpecModel
+from modelspec.schema.base import PositiveFloat, SpecModel
 
 Reduction = Literal["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"]
 """Keras loss reductions that give a scalar. `sum_over_batch_size` (= `mean`) divides the

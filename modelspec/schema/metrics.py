@@ -12,6 +12,7 @@ mapping under the class's default name (`precision`, `auc`, `f1_score`, ...) unl
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -103,36 +104,32 @@ class SparseTopKCategoricalAccuracy(_MetricBase):
     """True when `y_pred` already holds class ids sorted by score, not scores."""
 
 
-class Precision(_MetricBase):
+class _ThresholdedMetric(_MetricBase):
+    thresholds: Probability | list[Probability] | None = None
+    """Threshold(s) above which a prediction is positive; a list gives one value per
+    threshold. Default 0.5 (or, with `top_k`, any value in the top k)."""
+    top_k: PositiveInt | None = None
+    """Only the k highest predictions of each sample can be positive."""
+    class_id: NonNegativeInt | None = None
+    """Compute for this class index of the last axis only."""
+
+
+class Precision(_ThresholdedMetric):
     """TP / (TP + FP) of thresholded predictions, over all elements (or one class)."""
 
     type: Literal["Precision"]
     """Keras class name of the metric."""
     name: str = "precision"
     """Name the metric is logged under."""
-    thresholds: Probability | list[Probability] | None = None
-    """Threshold(s) above which a prediction is positive; a list gives one value per
-    threshold. Default 0.5 (or, with `top_k`, any value in the top k)."""
-    top_k: PositiveInt | None = None
-    """Only the k highest predictions of each sample can be positive."""
-    class_id: NonNegativeInt | None = None
-    """Compute for this class index of the last axis only."""
 
 
-class Recall(_MetricBase):
+class Recall(_ThresholdedMetric):
     """TP / (TP + FN) of thresholded predictions, over all elements (or one class)."""
 
     type: Literal["Recall"]
     """Keras class name of the metric."""
     name: str = "recall"
     """Name the metric is logged under."""
-    thresholds: Probability | list[Probability] | None = None
-    """Threshold(s) above which a prediction is positive; a list gives one value per
-    threshold. Default 0.5 (or, with `top_k`, any value in the top k)."""
-    top_k: PositiveInt | None = None
-    """Only the k highest predictions of each sample can be positive."""
-    class_id: NonNegativeInt | None = None
-    """Compute for this class index of the last axis only."""
 
 
 def _upper(value: Any) -> Any:
@@ -179,37 +176,32 @@ class AUC(_MetricBase):
         return self
 
 
-F1Average = Literal["micro", "macro", "weighted"] | None
+class _FScore(_MetricBase):
+    average: Literal["micro", "macro", "weighted"] | None = None
+    """null: one score per class (the result is a vector); `micro`: pool all classes;
+    `macro`: unweighted mean of class scores; `weighted`: mean weighted by class support."""
+    threshold: float | None = Field(None, gt=0, le=1)
+    """Predictions above it are positive; null: the arg-max of each row is positive."""
 
 
-class F1Score(_MetricBase):
+class F1Score(_FScore):
     """Harmonic mean of precision and recall per class (needs 2-D outputs)."""
 
     type: Literal["F1Score"]
     """Keras class name of the metric."""
     name: str = "f1_score"
     """Name the metric is logged under."""
-    average: F1Average = None
-    """null: one score per class (the result is a vector); `micro`: pool all classes;
-    `macro`: unweighted mean of class scores; `weighted`: mean weighted by class support."""
-    threshold: float | None = Field(None, gt=0, le=1)
-    """Predictions above it are positive; null: the arg-max of each row is positive."""
 
 
-class FBetaScore(_MetricBase):
+class FBetaScore(_FScore):
     """F-beta score per class: recall counts beta times as much as precision."""
 
     type: Literal["FBetaScore"]
     """Keras class name of the metric."""
     name: str = "fbeta_score"
     """Name the metric is logged under."""
-    average: F1Average = None
-    """null: one score per class (the result is a vector); `micro`: pool all classes;
-    `macro`: unweighted mean of class scores; `weighted`: mean weighted by class support."""
     beta: PositiveFloat = 1.0
     """Weight of recall relative to precision."""
-    threshold: float | None = Field(None, gt=0, le=1)
-    """Predictions above it are positive; null: the arg-max of each row is positive."""
 
 
 class MeanSquaredError(_MetricBase):
@@ -366,34 +358,16 @@ METRIC_TYPES: dict[str, type[SpecModel]] = {
 }
 """Supported metric models by their `type` (Keras class names, plus `accuracy`)."""
 
-_SNAKE = {
-    "Accuracy": "accuracy",
-    "BinaryAccuracy": "binary_accuracy",
-    "CategoricalAccuracy": "categorical_accuracy",
-    "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
-    "TopKCategoricalAccuracy": "top_k_categorical_accuracy",
-    "SparseTopKCategoricalAccuracy": "sparse_top_k_categorical_accuracy",
-    "Precision": "precision",
-    "Recall": "recall",
-    "AUC": "auc",
-    "F1Score": "f1_score",
-    "FBetaScore": "f_beta_score",
-    "MeanSquaredError": "mean_squared_error",
-    "MeanAbsoluteError": "mean_absolute_error",
-    "RootMeanSquaredError": "root_mean_squared_error",
-    "R2Score": "r2_score",
-    "BinaryCrossentropy": "binary_crossentropy",
-    "CategoricalCrossentropy": "categorical_crossentropy",
-    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
-    "KLDivergence": "kl_divergence",
-    "Hinge": "hinge",
-    "LogCoshError": "log_cosh_error",
-    "CosineSimilarity": "cosine_similarity",
-}
+
+def _keras_snake_case(name: str) -> str:
+    """`keras.src.utils.naming.to_snake_case`, which makes Keras's metric string aliases."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", name))
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
 
 METRIC_ALIASES: dict[str, str] = {
     **{cls.__name__: cls.__name__ for cls in _CLASSES},
-    **{snake: cls for cls, snake in _SNAKE.items()},
+    **{_keras_snake_case(cls.__name__): cls.__name__ for cls in _CLASSES},
     "mse": "MeanSquaredError",
     "MSE": "MeanSquaredError",
     "mae": "MeanAbsoluteError",
@@ -408,33 +382,14 @@ supported metric, mapped to its `type`. Case-sensitive as in Keras, except that
 `accuracy`/`acc` match in any case."""
 
 _OTHER_KERAS_METRICS = (
-    "MeanAbsolutePercentageError",
-    "MeanSquaredLogarithmicError",
-    "Poisson",
-    "SquaredHinge",
-    "CategoricalHinge",
-    "TruePositives",
-    "TrueNegatives",
-    "FalsePositives",
-    "FalseNegatives",
-    "PrecisionAtRecall",
-    "RecallAtPrecision",
-    "SensitivityAtSpecificity",
-    "SpecificityAtSensitivity",
-    "IoU",
-    "BinaryIoU",
-    "MeanIoU",
-    "OneHotIoU",
-    "OneHotMeanIoU",
-    "PearsonCorrelation",
-    "ConcordanceCorrelation",
-    "Mean",
-    "Sum",
-    "mape",
-    "MAPE",
-    "msle",
-    "MSLE",
+    *("MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson", "Mean", "Sum"),
+    *("SquaredHinge", "CategoricalHinge", "PearsonCorrelation", "ConcordanceCorrelation"),
+    *("TruePositives", "TrueNegatives", "FalsePositives", "FalseNegatives"),
+    *("PrecisionAtRecall", "RecallAtPrecision", "SensitivityAtSpecificity"),
+    *("SpecificityAtSensitivity", "IoU", "BinaryIoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU"),
+    *("mape", "MAPE", "msle", "MSLE"),
 )
+"""Keras metric names that modelspec does not implement (for a clearer error)."""
 
 
 def _canonical(name: str) -> str:

@@ -1,0 +1,107 @@
+"""Compile a checked spec into a Flax NNX model, and split it into pure pytrees.
+
+The model walks the resolved graph in topological order. Its state splits into
+`params` (trainable), `batch_stats` (mutable, non-trainable), `rng` (the dropout
+stream, seeded from the spec) and `frozen` (weights of `trainable: false` layers), so
+the train step can be one `jax.jit` over plain pytrees with `nnx.merge` inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from modelspec.compiler.layers import BUILDERS
+from modelspec.compiler.layers.base import Frozen
+from modelspec.compiler.load import analysis, load
+from modelspec.compiler.shapes import input_types, node_inputs
+from modelspec.schema.spec import Spec
+
+_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16,
+           "float64": jnp.float64, "int32": jnp.int32, "int64": jnp.int64, "int8": jnp.int8,
+           "uint8": jnp.uint8, "bool": jnp.bool_}
+
+
+def jnp_dtype(name: str):
+    return _DTYPES[name]
+
+
+class SpecModel(nnx.Module):
+    """An NNX model compiled from a spec. Call with a dict of named inputs; returns a
+    dict of named outputs. `training` switches dropout and batch statistics."""
+
+    def __init__(self, spec: Spec, *, seed: int | None = None):
+        an = analysis(spec)
+        seed = spec.seed if seed is None else seed
+        root = jax.random.key(seed)
+        param_key, dropout_key = jax.random.split(root)
+        types = input_types(spec)
+        layers: dict[str, nnx.Module] = {}
+        plan = []
+        for i, node in enumerate(an.graph.nodes):
+            shape = an.shapes[node.name]
+            build = BUILDERS[node.layer.type]
+            key = jax.random.fold_in(param_key, i)
+            layers[node.name] = build(node.layer, node_inputs(node, types), shape, key)
+            types[node.name] = shape.output
+            plan.append((node.name, node.kind, node.args))
+        self.layers = nnx.Dict(layers)
+        self.plan = tuple(plan)
+        self.input_names = an.graph.inputs
+        self.output_names = an.graph.outputs
+        self.rngs = nnx.Rngs(dropout=dropout_key)
+
+    def __call__(self, inputs: dict[str, jax.Array], *, training: bool = False) -> dict[str, jax.Array]:
+        missing = [n for n in self.input_names if n not in inputs]
+        if missing:
+            raise KeyError(f"missing model inputs {missing}; expected {list(self.input_names)}")
+        values = dict(inputs)
+        for name, kind, args in self.plan:
+            layer = self.layers[name]
+            if kind == "single":
+                out = layer(values[args[0]], training=training, rngs=self.rngs)
+            elif kind == "multi":
+                out = layer([values[r] for r in args], training=training, rngs=self.rngs)
+            else:
+                out = layer(**{a: values[r] for a, r in args}, training=training, rngs=self.rngs)
+            values[name] = out
+        return {n: values[n] for n in self.output_names}
+
+
+FILTERS = (nnx.Param, nnx.BatchStat, nnx.RngState, Frozen)
+
+
+@dataclass
+class ModelState:
+    """The model as pure pytrees (what the jitted steps take and return)."""
+
+    graphdef: Any
+    params: Any
+    batch_stats: Any
+    rng: Any
+    frozen: Any
+
+    def merge(self) -> SpecModel:
+        return nnx.merge(self.graphdef, self.params, self.batch_stats, self.rng, self.frozen)
+
+
+def split(model: SpecModel) -> ModelState:
+    """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen)."""
+    return ModelState(*nnx.split(model, *FILTERS))
+
+
+def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool):
+    """Pure forward pass: returns (outputs, new_batch_stats, new_rng). Safe inside jit."""
+    model = nnx.merge(graphdef, params, batch_stats, rng, frozen)
+    outputs = model(inputs, training=training)
+    _, _, new_stats, new_rng, _ = nnx.split(model, *FILTERS)
+    return outputs, new_stats, new_rng
+
+
+def build(spec: Spec | str | dict, *, seed: int | None = None) -> SpecModel:
+    """Compile a spec (or a path/dict, loaded first) into an NNX model."""
+    return SpecModel(load(spec), seed=seed)

@@ -1,0 +1,201 @@
+"""The layer conformance harness: one contract every layer type passes.
+
+For a case (a layer as written in a spec + its input types) it checks:
+1. the inferred output shape/dtype equals `jax.eval_shape` of the compiled layer;
+2. the variables built equal the inferred ParamInfo list (paths, shapes, axes);
+3. the parameter count equals Keras's (trainable and non-trainable);
+4. forward outputs equal Keras 3's (JAX backend) with the same weights, in inference
+   and — where the layer is deterministic in training (BatchNormalization) — in
+   training mode too, including updated moving statistics; stochastic layers
+   (Dropout...) are checked structurally in training mode;
+5. spec -> canonical dump -> spec round-trips.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+from flax import nnx
+
+from modelspec.compiler.load import analysis, load
+from modelspec.compiler.model import SpecModel, apply, split
+from modelspec.schema.spec import Spec
+
+BATCH = 3
+
+
+@dataclass
+class Case:
+    """One layer configuration. `inputs` maps input names to (shape without batch,
+    dtype); `layer` is the spec mapping (its `inputs` wired to those names)."""
+
+    id: str
+    layer: dict[str, Any]
+    inputs: dict[str, tuple[tuple[int | None, ...], str]]
+    call: dict[str, Any] = field(default_factory=dict)
+    """Extra Keras call kwargs (e.g. use_causal_mask for MultiHeadAttention)."""
+    train_deterministic: bool = False
+    """True when training mode is deterministic and must match Keras (BatchNorm)."""
+    stochastic: bool = False
+    """True when training mode draws random numbers (dropout): structural check only."""
+    atol: float = 1e-5
+    int_high: int = 10
+
+
+def spec_for(case: Case) -> dict[str, Any]:
+    layer = dict(case.layer)
+    layer.setdefault("name", "under_test")
+    if "inputs" not in layer and len(case.inputs) == 1:
+        layer["inputs"] = next(iter(case.inputs))
+    return {
+        "modelspec": 1,
+        "name": "conformance",
+        "model": {
+            "inputs": {n: {"shape": list(s), "dtype": d} for n, (s, d) in case.inputs.items()},
+            "layers": [layer],
+        },
+    }
+
+
+def make_inputs(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (shape, dtype) in case.inputs.items():
+        concrete = (BATCH, *(5 if d is None else d for d in shape))
+        if dtype.startswith("int"):
+            out[name] = rng.integers(0, case.int_high, concrete).astype(dtype)
+        else:
+            out[name] = rng.normal(size=concrete).astype(dtype)
+    return out
+
+
+def keras_layer(layer: dict[str, Any]) -> keras.layers.Layer:
+    args = {k: v for k, v in layer.items() if k not in ("type", "name", "inputs", "use_causal_mask")}
+    for k, v in list(args.items()):
+        if isinstance(v, dict) and "type" in v:  # initializer config
+            cfg = {a: b for a, b in v.items() if a != "type"}
+            args[k] = {"class_name": v["type"], "config": cfg}
+    return getattr(keras.layers, layer["type"])(**args)
+
+
+def keras_call(case: Case, klayer, x: dict[str, np.ndarray], training: bool):
+    layer = case.layer
+    given = layer.get("inputs", next(iter(case.inputs)))
+    kw = dict(case.call)
+    if layer["type"] == "MultiHeadAttention":
+        kw["use_causal_mask"] = layer.get("use_causal_mask", False)
+        if isinstance(given, str):
+            given = {"query": given, "value": given}
+        if isinstance(given, list):
+            given = dict(zip(("query", "value", "key"), given, strict=False))
+        return klayer(**{a: x[r] for a, r in given.items()}, training=training, **kw)
+    if isinstance(given, list):
+        return klayer([x[r] for r in given], training=training, **kw)
+    return klayer(x[given], training=training, **kw)
+
+
+def _flat(state) -> dict[str, Any]:
+    return {"/".join(str(p) for p in path): v for path, v in nnx.to_flat_state(state)}
+
+
+def run_case(case: Case) -> None:
+    rng = np.random.default_rng(0)
+    spec = load(spec_for(case))
+    an = analysis(spec)
+    node = an.graph.nodes[0]
+    inferred = an.shapes[node.name]
+    model = SpecModel(spec, seed=0)
+    x = make_inputs(case, rng)
+
+    # 1. inferred shape == jax.eval_shape
+    out = jax.eval_shape(lambda m, inp: m(inp), model, {k: jnp.asarray(v) for k, v in x.items()})
+    got = out[node.name]
+    want = tuple(BATCH if i == 0 else (5 if d is None else d)
+                 for i, d in enumerate(inferred.output.shape))
+    assert got.shape == want, f"{case.id}: eval_shape {got.shape} != inferred {want}"
+    assert str(got.dtype) == inferred.output.dtype, f"{case.id}: dtype {got.dtype}"
+
+    # 2. built variables == ParamInfo
+    state = split(model)
+    built = {}
+    for coll in (state.params, state.batch_stats, state.frozen):
+        for path, var in _flat(coll).items():
+            built[path.split("/", 2)[2]] = var
+    declared = {p.path: p for p in inferred.params}
+    assert set(built) == set(declared), f"{case.id}: built {sorted(built)} vs {sorted(declared)}"
+    for path, info in declared.items():
+        var = built[path]
+        assert tuple(var.shape) == info.shape, f"{case.id}: {path} shape"
+        assert var.get_metadata()["logical_axes"] == info.axes, f"{case.id}: {path} axes"
+
+    # 3. Keras parameter counts
+    klayer = keras_layer(case.layer)
+    keras_call(case, klayer, x, training=False)
+    kvars = {v.path: v for v in klayer.weights}
+    assert inferred.trainable_count == sum(int(np.prod(v.shape)) for v in klayer.trainable_weights)
+    assert inferred.non_trainable_count == sum(
+        int(np.prod(v.shape)) for v in klayer.non_trainable_weights)
+
+    # 4. same weights (random, so biases and statistics matter) -> same outputs
+    values = {}
+    for path, info in declared.items():
+        matches = [k for k in kvars if k.endswith("/" + path)]
+        assert len(matches) == 1, f"{case.id}: Keras weight for {path}: {matches} of {list(kvars)}"
+        value = rng.normal(size=info.shape).astype("float32")
+        if "variance" in path:
+            value = np.abs(value) + 0.5
+        kvars[matches[0]].assign(value)
+        values[path] = value
+    new_state = _assign(state, values)
+    inputs = {k: jnp.asarray(v) for k, v in x.items()}
+    for training in (False, True):
+        ours, stats, _ = apply(new_state.graphdef, new_state.params, new_state.batch_stats,
+                               new_state.rng, new_state.frozen, inputs, training=training)
+        ours = np.asarray(ours[node.name])
+        if training and case.stochastic:
+            ref = np.asarray(keras_call(case, klayer, x, training=False))
+            _structural_dropout(case, ours, ref)
+            continue
+        if training and not case.train_deterministic:
+            continue
+        ref = np.asarray(keras_call(case, klayer, x, training=training))
+        np.testing.assert_allclose(ours, ref, atol=case.atol, rtol=1e-5,
+                                   err_msg=f"{case.id} training={training}")
+        if training:
+            for path, var in _flat(stats).items():
+                short = path.split("/", 2)[2]
+                match = next(k for k in kvars if k.endswith("/" + short))
+                np.testing.assert_allclose(np.asarray(var[...]), np.asarray(kvars[match].value),
+                                           atol=case.atol, rtol=1e-5, err_msg=f"{case.id} {short}")
+
+    # 5. canonical dump round-trip
+    dumped = spec.dump()
+    again = load(copy.deepcopy(dumped))
+    assert again.dump() == dumped
+    assert Spec.model_validate(dumped) == Spec.model_validate(again.dump())
+
+
+def _assign(state, values: dict[str, np.ndarray]):
+    """Write `values` (by layer-relative path) into the split state, in place."""
+    for coll in (state.params, state.batch_stats, state.frozen):
+        for path, var in nnx.to_flat_state(coll):
+            var[...] = jnp.asarray(values["/".join(str(p) for p in path[2:])])
+    return state
+
+
+def _structural_dropout(case: Case, ours: np.ndarray, reference: np.ndarray) -> None:
+    """Training-mode dropout: each element is 0 or the inference output / (1 - rate)."""
+    rate = case.layer.get("rate", case.layer.get("dropout", 0.0))
+    if case.layer["type"] != "Dropout":
+        assert np.all(np.isfinite(ours)), case.id
+        return
+    scaled = reference / (1.0 - rate)
+    ok = np.isclose(ours, 0.0, atol=1e-6) | np.isclose(ours, scaled, atol=1e-5, rtol=1e-5)
+    assert ok.all(), f"{case.id}: dropout output not in {{0, x/(1-rate)}}"
+    dropped = np.isclose(ours, 0.0, atol=1e-6) & ~np.isclose(scaled, 0.0, atol=1e-6)
+    assert 0 < dropped.mean() < 1 or rate == 0, f"{case.id}: drop fraction {dropped.mean()}"

@@ -1,0 +1,43 @@
+"""modelspec: Keras-vocabulary model specs (YAML/JSON), validated and compiled to JAX.
+
+    import modelspec
+    spec = modelspec.load("specs/text_classifier.yaml")    # validated, shapes checked
+    model = modelspec.build(spec)                            # a Flax NNX module
+
+Importing this package is light: JAX is imported only by `build`, `train` and friends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from modelspec.errors import DataError, Diagnostic, SpecError
+
+if TYPE_CHECKING:
+    from modelspec.schema.spec import Spec
+
+__version__ = "0.1.0"
+__all__ = ["load", "build", "summary", "SpecError", "DataError", "Diagnostic", "__version__"]
+
+
+def load(source: Any, overrides: list[str] | tuple = ()) -> Spec:
+    """Validate a spec (a path, a mapping, or a Spec) with optional `--set` style
+    overrides; raises SpecError listing every problem, positioned."""
+    from modelspec.compiler.load import load as _load
+
+    return _load(source, overrides)
+
+
+def build(spec: Any, *, seed: int | None = None):
+    """Compile a spec into a Flax NNX module (`SpecModel`). Split it into pure pytrees
+    with `modelspec.compiler.model.split`."""
+    from modelspec.compiler.model import build as _build
+
+    return _build(spec, seed=seed)
+
+
+def summary(spec: Any) -> dict[str, Any]:
+    """The summary as data: layers, output shapes, parameter counts."""
+    from modelspec.compiler.summary import summarize
+
+    return summarize(load(spec))

@@ -183,7 +183,7 @@ InputRef = str | list[str] | dict[str, str]
 class LayerBase(SpecModel):
     """Fields every layer has."""
 
-    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
     """Unique layer name; needed only when other layers reference it. Defaults to
     Keras-style `dense`, `dense_1`, ..."""
     inputs: InputRef | None = None

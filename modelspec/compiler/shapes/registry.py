@@ -39,9 +39,10 @@ def need_rank(x: TensorType, rank: int | tuple[int, ...], what: str) -> None:
     if x.rank not in ranks:
         want = " or ".join(str(r) for r in ranks)
         raise ShapeError(
-            f"expects rank-{want} input {what} (batch axis included), got rank {x.rank}",
+            f"expects rank-{want} input {what}, got rank {x.rank}",
             field="inputs",
             received=str(x),
+            hint="Insert a Reshape (or Flatten) layer to get that rank.",
         )
 
 

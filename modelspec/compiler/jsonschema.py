@@ -43,6 +43,15 @@ def spec_json_schema() -> dict[str, Any]:
     BLOCK_USE["properties"]["type"]["not"] = {"enum": list(LAYER_TYPES)}
     layers = defs["ModelSpec"]["properties"]["layers"]
     layers["items"] = {"anyOf": [layers["items"], {"$ref": "#/$defs/BlockUse"}]}
+    # A file that `extends` another is an overlay: its sections may be partial.
+    model_def = defs["ModelSpec"]
+    overlay = {k: v for k, v in model_def.items() if k != "required"}
+    overlay["title"] = "ModelOverlay"
+    defs["ModelOverlay"] = overlay
+    required = schema.pop("required", [])
+    schema["properties"]["model"] = {"$ref": "#/$defs/ModelOverlay", "description": "The network."}
+    schema["if"] = {"required": ["extends"]}
+    schema["else"] = {"required": required, "properties": {"model": {"$ref": "#/$defs/ModelSpec"}}}
     schema["properties"]["extends"] = {
         "description": "Base spec file(s) to deep-merge under this one (lists are replaced).",
         "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],

@@ -123,6 +123,84 @@ def schema(
         typer.echo(text)
 
 
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")]
+
+
+@app.command()
+def train(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    run_dir: RunDir = None,
+    set_: SetOption = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore existing checkpoints and "
+                                          "start over.")] = False,
+) -> None:
+    """Train a spec. Writes spec.yaml, metrics.jsonl, TensorBoard events and checkpoints
+    to the run directory; running the same command again resumes exactly where the
+    last checkpoint stopped."""
+    from modelspec.runtime.trainer import train as run_training
+
+    try:
+        history = run_training(spec, run_dir, set_ or [], restart=restart)
+    except SpecError as error:
+        _fail(error)
+    s = history.summary
+    if s.get("final"):
+        final = {k: v for k, v in s["final"].items() if k not in ("epoch", "step")}
+        typer.echo(f"Done in {s['wall_seconds']:.1f}s ({s['steps_per_second'] or 0:.1f} steps/s). "
+                   f"Best epoch {s['best_epoch']} by {s['monitor']} = {s['best']:.4f}.")
+        typer.echo("Final: " + " - ".join(f"{k}: {v:.4f}" for k, v in final.items()))
+    typer.echo(f"Run directory: {history.run_dir}")
+
+
+@app.command()
+def evaluate(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    run_dir: RunDir = None,
+    data: Annotated[Path | None, typer.Option("--data", help=".npz with arrays named after the "
+                                              "model inputs and outputs (default: the spec's "
+                                              "validation data).")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Loss and metrics of a run's latest checkpoint (inference mode)."""
+    from modelspec.runtime.inference import evaluate as run_eval
+
+    try:
+        results = run_eval(spec, _run_dir(spec, run_dir, set_), set_ or [], data=data)
+    except SpecError as error:
+        _fail(error)
+    typer.echo(json.dumps(results))
+
+
+@app.command()
+def predict(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    input: Annotated[Path, typer.Option("--input", help=".npz with arrays named after the "
+                                        "model inputs.")],
+    output: Annotated[Path, typer.Option("--output", help=".npz to write, arrays named after "
+                                         "the model outputs.")],
+    run_dir: RunDir = None,
+    set_: SetOption = None,
+) -> None:
+    """Run a trained model on new inputs (batched, jitted) and save its outputs."""
+    from modelspec.runtime.inference import predict as run_predict
+
+    try:
+        outputs = run_predict(spec, _run_dir(spec, run_dir, set_), input, output, set_ or [])
+    except SpecError as error:
+        _fail(error)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
+    typer.echo(f"Wrote {output}: {shapes}")
+
+
+def _run_dir(spec: Path, run_dir: Path | None, overrides: list[str] | None) -> Path:
+    if run_dir is not None:
+        return run_dir
+    try:
+        return Path("runs") / _load(spec, overrides).name
+    except SpecError as error:
+        _fail(error)
+
+
 def main() -> None:
     try:
         app()

@@ -95,7 +95,12 @@ def split(model: SpecModel) -> ModelState:
 
 
 def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool):
-    """Pure forward pass: returns (outputs, new_batch_stats, new_rng). Safe inside jit."""
+    """Pure forward pass: returns (outputs, new_batch_stats, new_rng). Safe inside jit
+    and grad: the state is rebuilt first so its Variables belong to the current trace
+    (merge would otherwise reuse Variables from an outer trace, and updating the dropout
+    counter or batch statistics under `jax.grad` would be refused)."""
+    params, batch_stats, rng, frozen = jax.tree_util.tree_map(
+        lambda x: x, (params, batch_stats, rng, frozen))
     model = nnx.merge(graphdef, params, batch_stats, rng, frozen)
     outputs = model(inputs, training=training)
     _, _, new_stats, new_rng, _ = nnx.split(model, *FILTERS)

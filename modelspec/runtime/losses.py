@@ -79,6 +79,15 @@ def _float(x: Any) -> Array:
     return jnp.asarray(x).astype(jnp.float32)
 
 
+def _same_shape(loss: str, y_true: Array, y_pred: Array) -> None:
+    """Keras raises here rather than silently broadcasting (B,) against (B, 1)."""
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"{loss}: y_true and y_pred must have the same shape; got {y_true.shape} and "
+            f"{y_pred.shape}"
+        )
+
+
 def _log_probs(y_pred: Array, from_logits: bool, axis: int) -> Array:
     if from_logits:
         return jax.nn.log_softmax(y_pred, axis=axis)
@@ -95,6 +104,7 @@ def categorical_crossentropy(
     axis: int = -1,
 ) -> Array:
     """Per-sample categorical cross-entropy (Keras: smoothing uses the last axis size)."""
+    _same_shape("categorical_crossentropy", y_true, y_pred)
     y_true = y_true.astype(y_pred.dtype)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_true.shape[-1]
@@ -126,6 +136,12 @@ def sparse_categorical_crossentropy(
     """Per-sample cross-entropy of integer labels; labels outside [0, C) give 0 (Keras's
     one-hot of an out-of-range id is all zeros); `ignore_class` positions give 0."""
     labels = _sparse_labels(y_true, y_pred, axis)
+    expected = tuple(d for i, d in enumerate(y_pred.shape) if i != axis % y_pred.ndim)
+    if labels.shape != expected:
+        raise ValueError(
+            f"sparse_categorical_crossentropy: labels of shape {expected} expected for "
+            f"y_pred of shape {y_pred.shape}; got {y_true.shape}"
+        )
     if jnp.issubdtype(labels.dtype, jnp.floating):
         labels = labels.astype(jnp.float32)  # Keras casts y_true to floatx first
     labels = labels.astype(jnp.int32)
@@ -150,6 +166,7 @@ def binary_crossentropy(
     axis: int = -1,
 ) -> Array:
     """Element-wise binary cross-entropy, averaged over `axis`."""
+    _same_shape("binary_crossentropy", y_true, y_pred)
     y_true = y_true.astype(y_pred.dtype)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
@@ -317,7 +334,8 @@ class LossFn:
         return values, mask
 
     def per_sample(self, y_true: Any, y_pred: Any) -> Array:
-        """Unreduced losses, shape of `y_pred` minus its last axis (ignored positions: 0)."""
+        """Unreduced losses: `y_pred`'s shape without the class/feature axis (ignored
+        positions hold 0)."""
         return self.per_sample_with_mask(y_true, y_pred)[0]
 
     def reduce(self, values: Array, sample_weight: Any = None, mask: Array | None = None) -> Array:

@@ -337,6 +337,8 @@ def build_metric(spec: schema.AnyMetricSpec, *, y_pred_shape: Shape | None = Non
             return _wrap(name, L.log_cosh)
         case schema.CosineSimilarity():
             return _wrap(name, lambda t, p: L.cosine_similarity(t, p, axis=spec.axis))
+        case schema.InferredAccuracy():
+            raise ValueError("'accuracy' depends on the loss: build it with build_metrics")
     raise TypeError(f"Not a metric spec: {spec!r}")
 
 

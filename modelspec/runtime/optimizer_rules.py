@@ -16,7 +16,7 @@ update), and returns `delta` such that the new parameters are `params + delta`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -47,8 +47,6 @@ def map_leaves(fn: Callable[..., tuple], tree: Tree, *others: Tree) -> list[Tree
     leaves, treedef = jax.tree.flatten(tree)
     other_leaves = [treedef.flatten_up_to(o) for o in others]
     outs = [fn(*args) for args in zip(leaves, *other_leaves, strict=True)]
-    if not outs:
-        return []
     return [treedef.unflatten(list(column)) for column in zip(*outs, strict=True)]
 
 
@@ -72,6 +70,8 @@ def _rule(
     def update_fn(grads, state, params=None, *, learning_rate, step, **_):
         if params is None:
             raise ValueError("Keras update rules need the current parameters.")
+        if not jax.tree.leaves(params):
+            return grads, state
         grads = jax.tree.map(lambda g, p: jnp.asarray(g).astype(p.dtype), grads, params)
         return update(grads, state, params, learning_rate, step)
 
@@ -368,15 +368,14 @@ def adafactor(spec: Adafactor) -> optax.GradientTransformationExtraArgs:
         return jnp.sqrt(jnp.mean(jnp.square(x)))
 
     def init(params):
-        def leaf(p):
-            scalar = jnp.zeros((), p.dtype)
-            if p.ndim < 2:
-                return scalar, scalar, jnp.zeros_like(p)
-            r = jnp.zeros(p.shape[:-1], p.dtype)
-            c = jnp.zeros(p.shape[:-2] + p.shape[-1:], p.dtype)
-            return r, c, scalar
+        def slot(p, shape):
+            return jnp.zeros(shape if p.ndim >= 2 else (), p.dtype)
 
-        return AdafactorState(*map_leaves(leaf, params))
+        return AdafactorState(
+            r=jax.tree.map(lambda p: slot(p, p.shape[:-1]), params),
+            c=jax.tree.map(lambda p: slot(p, p.shape[:-2] + p.shape[-1:]), params),
+            v=jax.tree.map(lambda p: jnp.zeros(p.shape if p.ndim < 2 else (), p.dtype), params),
+        )
 
     def update(grads, state, params, lr, step):
         def leaf(g, p, r, c, v):
@@ -424,6 +423,3 @@ RULES: dict[str, Callable[[Any], optax.GradientTransformationExtraArgs]] = {
 def update_rule(spec: OptimizerBase) -> optax.GradientTransformationExtraArgs:
     """The Keras update rule for `spec` (see the module docstring for the contract)."""
     return RULES[spec.type](spec)
-
-
-__all__: Sequence[str] = ["RULES", "map_leaves", "update_rule"]

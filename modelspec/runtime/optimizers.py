@@ -165,9 +165,7 @@ def build_optimizer(spec: Optimizer) -> optax.GradientTransformationExtraArgs:
     def apply_step(grads, chain_state, params, lr, step):
         if weight_decay is not None:
             params = _weight_decay(params, weight_decay_mask(params, exclude), weight_decay, lr)
-        delta, chain_state = chain.update(
-            grads, chain_state, params, learning_rate=lr, step=step
-        )
+        delta, chain_state = chain.update(grads, chain_state, params, learning_rate=lr, step=step)
         return jax.tree.map(lambda p, d: p + d, params, delta), chain_state
 
     def update(grads, state, params=None, **extra_args):

@@ -138,10 +138,12 @@ def _cosine_decay(spec: CosineDecay) -> optax.Schedule:
         target = _f32(spec.warmup_target)
         warmup_steps = _f32(spec.warmup_steps)
         step_f = jnp.minimum(step_f, decay_steps + warmup_steps)
-        return jax.lax.cond(
-            step_f < warmup_steps,
-            lambda: (target - lr0) * (step_f / warmup_steps) + lr0,
-            lambda: decay(step_f - warmup_steps, decay_steps, target),
+        # Keras uses `ops.cond`; `where` gives the same values, is cheap eagerly and
+        # works on a vector of steps. The max() only guards the branch that is not
+        # taken when warmup_steps == 0.
+        warmup = (target - lr0) * (step_f / jnp.maximum(warmup_steps, 1.0)) + lr0
+        return jnp.where(
+            step_f < warmup_steps, warmup, decay(step_f - warmup_steps, decay_steps, target)
         )
 
     return schedule

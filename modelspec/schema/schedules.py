@@ -173,7 +173,6 @@ Schedule = Annotated[
 its arguments, e.g. `{type: CosineDecay, initial_learning_rate: 0.001, decay_steps: 1000}`."""
 
 
-
 def _learning_rate_kind(value: object) -> str:
     """Route a mapping (or a schedule model) to the schedule branch, anything else to the
     number branch, so an error names only the branch the user meant."""

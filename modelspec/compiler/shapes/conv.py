@@ -55,7 +55,10 @@ def pool2d(layer, x: TensorType) -> LayerShape:
         raise ShapeError(f"the input {x} is smaller than pool_size {list(p)}",
                          field="pool_size", received=f"pool_size={layer.pool_size}",
                          hint="Use a smaller pool_size or padding: same.")
-    return LayerShape(TensorType((x.shape[0], *spatial, x.shape[3]), float_out(x)))
+    # Max pooling keeps integer inputs integer (as Keras does); averages are floats.
+    keep = layer.type == "MaxPooling2D" and not x.is_float
+    dtype = x.dtype if keep else float_out(x)
+    return LayerShape(TensorType((x.shape[0], *spatial, x.shape[3]), dtype))
 
 
 @rule("GlobalAveragePooling1D", "GlobalAveragePooling2D")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from modelspec.compiler.shapes.registry import rule
-from modelspec.compiler.types import DTYPES, LayerShape, ShapeError, TensorType
+from modelspec.compiler.types import FLOAT_DTYPES, LayerShape, ShapeError, TensorType
+
+_INT_ORDER = ("bool", "uint8", "int8", "int32", "int64")
 
 
 def _result_dtype(xs: list[TensorType]) -> str:
-    floats = [x.dtype for x in xs if x.dtype.startswith(("float", "bfloat"))]
-    return max(floats, key=DTYPES.index) if floats else xs[0].dtype
+    """Keras's merge result dtype: its float32 policy autocasts float16/bfloat16 inputs,
+    so any float input gives float32 (float64 if one is float64); integer-only inputs
+    keep their common integer type (uint8 with int8 widens to int32: no int16 here)."""
+    dtypes = {x.dtype for x in xs}
+    if dtypes & set(FLOAT_DTYPES):
+        return "float64" if "float64" in dtypes else "float32"
+    if {"uint8", "int8"} <= dtypes and not dtypes & {"int32", "int64"}:
+        return "int32"
+    return max(dtypes, key=_INT_ORDER.index)
 
 
 @rule("Add", "Multiply")

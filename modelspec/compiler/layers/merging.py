@@ -1,0 +1,47 @@
+"""Merge layers: Add, Multiply, Concatenate. They take a list of tensors.
+
+Every input is first cast to the output dtype the shape rule declared (float32 when
+any input is a float — Keras's float32 policy autocasts float16/bfloat16 inputs — else
+the common integer type), so the result's dtype is exactly what `summary` promised and
+half-precision inputs are summed in float32 as in Keras. Add/Multiply fold left to
+right like Keras's `_merge_function`; size-1 axes broadcast as the shape rule allows.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+
+from modelspec.compiler.layers.base import Layer
+from modelspec.compiler.layers.registry import builder
+
+
+class _Merge(Layer):
+    def __init__(self, spec, xs, shape, key):
+        self.dtype = jnp.dtype(shape.output.dtype)
+
+    def _cast(self, xs):
+        return [x.astype(self.dtype) for x in xs]
+
+
+@builder("Add")
+class Add(_Merge):
+    def __call__(self, xs, *, training=False, rngs=None):
+        return functools.reduce(jnp.add, self._cast(xs))
+
+
+@builder("Multiply")
+class Multiply(_Merge):
+    def __call__(self, xs, *, training=False, rngs=None):
+        return functools.reduce(jnp.multiply, self._cast(xs))
+
+
+@builder("Concatenate")
+class Concatenate(_Merge):
+    def __init__(self, spec, xs, shape, key):
+        super().__init__(spec, xs, shape, key)
+        self.axis = spec.axis
+
+    def __call__(self, xs, *, training=False, rngs=None):
+        return jnp.concatenate(self._cast(xs), axis=self.axis)

@@ -1,0 +1,97 @@
+"""What a run leaves behind and shows: metrics.jsonl, TensorBoard scalars, progress.
+
+On a TTY the progress is a rich bar with live loss/metrics (refreshed from values
+fetched at log points only); elsewhere (CI) one plain line per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class MetricsLog:
+    """One JSON object per epoch. On resume, lines past the checkpoint are dropped so the
+    resumed run writes exactly what an uninterrupted run would have."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def truncate(self, epochs: int) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()[:epochs]
+        self.path.write_text("".join(line + "\n" for line in lines))
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+
+class TensorBoard:
+    """Scalar event files under `<run_dir>/tensorboard` (tensorboardX; no TensorFlow)."""
+
+    def __init__(self, directory: Path, purge_step: int | None = None):
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(str(directory), purge_step=purge_step, flush_secs=10)
+
+    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        for key, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+def fmt(values: dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in values.items())
+
+
+class Progress:
+    """Progress display: a rich bar on a terminal, plain per-epoch lines otherwise."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int, *, enabled: bool = True,
+                 tty: bool | None = None):
+        self.epochs, self.steps = epochs, steps_per_epoch
+        self.enabled = enabled
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self._bar = None
+        self._task = None
+
+    def start_epoch(self, epoch: int, done: int = 0) -> None:
+        if not (self.enabled and self.tty):
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
+        from rich.progress import TimeElapsedColumn
+
+        self._bar = Bar(TextColumn(f"Epoch {epoch + 1}/{self.epochs}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),
+                        transient=False)
+        self._bar.start()
+        self._task = self._bar.add_task("train", total=self.steps, completed=done, logs="")
+
+    def advance(self, steps: int, logs: dict[str, float] | None = None) -> None:
+        if self._bar is not None:
+            fields = {"logs": fmt(logs)} if logs else {}
+            self._bar.update(self._task, advance=steps, **fields)
+
+    def end_epoch(self, epoch: int, logs: dict[str, float], seconds: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, logs=fmt(logs))
+            self._bar.stop()
+            self._bar = None
+        elif self.enabled:
+            print(f"Epoch {epoch + 1}/{self.epochs} - {seconds:.1f}s - {fmt(logs)}", flush=True)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            print(text, flush=True)

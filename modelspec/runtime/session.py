@@ -1,0 +1,102 @@
+"""Everything a run needs, built once from a spec: data, model, objective, optimizer,
+initial state, and the jitted steps. Shared by `train`, `evaluate` and `predict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import optax
+
+from modelspec.compiler.load import analysis, load
+from modelspec.compiler.model import SpecModel, split
+from modelspec.compiler.shapes import input_types
+from modelspec.errors import Diagnostic, SpecError
+from modelspec.runtime.data import Datasets, load_data
+from modelspec.runtime.objectives import Objective, build_objective, losses_by_output
+from modelspec.runtime.optimizers import build_optimizer
+from modelspec.runtime.steps import (
+    TrainState,
+    init_state,
+    jit_train,
+    make_eval_step,
+    make_predict_step,
+    make_train_step,
+)
+from modelspec.schema.optimizers import RMSprop
+from modelspec.schema.spec import Spec
+
+
+@dataclass
+class Session:
+    spec: Spec
+    data: Datasets | None
+    graphdef: Any
+    objective: Objective | None
+    tx: optax.GradientTransformation | None
+    state: TrainState
+    train_step: Any = None
+    eval_step: Any = None
+    predict_step: Any = None
+
+    @property
+    def base_dir(self) -> Path:
+        src = self.spec._source
+        return src.base_dir if src is not None else Path.cwd()
+
+
+def locate_fn(spec: Spec):
+    src = spec._source
+    if src is None:
+        return lambda path, key=False: ("<spec>", 0, 0)
+    return src.locate
+
+
+def need_data(spec: Spec) -> None:
+    if spec.data is None:
+        pos = locate_fn(spec)(())
+        raise SpecError.single(Diagnostic(
+            pos[0], pos[1], pos[2], "data", "this command needs a `data:` section",
+            hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`."))
+
+
+def load_datasets(spec: Spec, *, with_targets: bool = True) -> Datasets:
+    need_data(spec)
+    an = analysis(spec)
+    outputs = {n: an.shapes[n].output for n in an.graph.outputs if n in an.shapes}
+    inputs = input_types(spec)
+    losses = losses_by_output(spec) if with_targets else None
+    src = spec._source
+    return load_data(spec.data, model_inputs=inputs, model_outputs=outputs, losses=losses,
+                     seed=spec.seed, base_dir=src.base_dir if src else Path.cwd(),
+                     locate=lambda path: locate_fn(spec)(path))
+
+
+def optimizer_spec(spec: Spec):
+    """The spec's optimizer, or Keras's `compile()` default (RMSprop)."""
+    return spec.optimizer if spec.optimizer is not None else RMSprop(type="RMSprop")
+
+
+def open_session(source: Any, overrides: list[str] | tuple = (), *, train: bool = True,
+                 data: bool = True) -> Session:
+    """Load and check the spec (and data), then compile model, objective and steps."""
+    spec = load(source, overrides)
+    datasets = load_datasets(spec) if data else None
+    model = split(SpecModel(spec))
+    objective = build_objective(spec) if spec.loss is not None else None
+    tx = build_optimizer(optimizer_spec(spec)) if train else None
+    if tx is None:
+        tx = optax.identity()
+    state = init_state(model, tx, objective) if objective is not None else TrainState(
+        jax.numpy.zeros((), "int32"), model.params, model.batch_stats, model.rng, model.frozen,
+        tx.init(model.params), {})
+    session = Session(spec, datasets, model.graphdef, objective, tx, state)
+    if objective is not None:
+        session.train_step = jit_train(make_train_step(model.graphdef, tx, objective),
+                                       spec.train.steps_per_execution)
+        session.eval_step = make_eval_step(model.graphdef, objective)
+    session.predict_step = make_predict_step(model.graphdef)
+    return session

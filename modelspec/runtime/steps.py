@@ -1,0 +1,98 @@
+"""The train state and the jitted steps.
+
+The train step is one `jax.jit` over a pure pytree (`TrainState`), with the model merged
+from (graphdef, state) inside and the state buffers donated. `steps_per_execution > 1`
+fuses several steps into one dispatch with `jax.lax.scan` over stacked batches.
+Metric states ride along in the TrainState, so nothing is read back per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from modelspec.compiler.model import ModelState, apply
+from modelspec.runtime.objectives import Objective
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training (checkpointed as one pytree)."""
+
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    rng: Any
+    frozen: Any
+    opt_state: Any
+    metrics: Any
+
+
+def init_state(model: ModelState, tx: optax.GradientTransformation, objective: Objective) -> TrainState:
+    return TrainState(jnp.zeros((), jnp.int32), model.params, model.batch_stats, model.rng,
+                      model.frozen, tx.init(model.params), objective.init_metrics())
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objective) -> Callable:
+    """(state, batch) -> state: forward, loss, grads, optimizer update, metrics."""
+
+    def step(state: TrainState, batch) -> TrainState:
+        def loss_fn(params):
+            outputs, stats, rng = apply(graphdef, params, state.batch_stats, state.rng,
+                                        state.frozen, batch["inputs"], training=True)
+            loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
+            return loss, (outputs, stats, rng)
+
+        (loss, (outputs, stats, rng)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = objective.update_metrics(state.metrics, loss, outputs, batch["targets"],
+                                           batch["mask"])
+        return TrainState(state.step + 1, params, stats, rng, state.frozen, opt_state, metrics)
+
+    return step
+
+
+def jit_train(step: Callable, steps_per_execution: int) -> Callable:
+    """Jit one step, or a scan of several over batches stacked on a leading axis."""
+    if steps_per_execution == 1:
+        return jax.jit(step, donate_argnums=0)
+
+    def many(state, batches):
+        return jax.lax.scan(lambda s, b: (step(s, b), None), state, batches)[0]
+
+    return jax.jit(many, donate_argnums=0)
+
+
+def make_eval_step(graphdef, objective: Objective) -> Callable:
+    """(state, metric_state, batch) -> metric_state, in inference mode."""
+
+    def step(state: TrainState, metrics, batch):
+        outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng, state.frozen,
+                              batch["inputs"], training=False)
+        loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
+        return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
+
+    return jax.jit(step, donate_argnums=1)
+
+
+def make_predict_step(graphdef) -> Callable:
+    def step(state: TrainState, inputs):
+        outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng, state.frozen,
+                              inputs, training=False)
+        return outputs
+
+    return jax.jit(step)
+
+
+def reset_metrics(state: TrainState, objective: Objective) -> TrainState:
+    return state._replace(metrics=objective.init_metrics())
+
+
+def stack(batches: list) -> Any:
+    """Stack host batches on a new leading axis for a scanned multi-step."""
+    return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *batches)

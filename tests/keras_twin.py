@@ -1,0 +1,45 @@
+"""Build the Keras 3 functional twin of a checked spec, and copy our weights into it.
+
+Used by whole-model tests: the same graph, layer by layer, in Keras (the numerics
+oracle), so total parameter counts and forward outputs can be compared."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from flax import nnx
+
+from modelspec.compiler.load import analysis
+from tests.conformance.harness import keras_layer
+
+
+def keras_twin(spec):
+    an = analysis(spec)
+    tensors = {n: keras.Input(shape=tuple(i.shape), dtype=i.dtype, name=n)
+               for n, i in spec.model.inputs.items()}
+    layers = {}
+    for node in an.graph.nodes:
+        args = node.layer.model_dump(exclude_unset=True, mode="json")
+        args["type"] = node.layer.type
+        layer = keras_layer(args)
+        layers[node.name] = layer
+        if node.kind == "single":
+            tensors[node.name] = layer(tensors[node.args[0]])
+        elif node.kind == "multi":
+            tensors[node.name] = layer([tensors[r] for r in node.args])
+        else:
+            kw = {a: tensors[r] for a, r in node.args}
+            tensors[node.name] = layer(**kw, use_causal_mask=node.layer.use_causal_mask)
+    model = keras.Model(inputs=[tensors[n] for n in an.graph.inputs],
+                        outputs=[tensors[n] for n in an.graph.outputs])
+    return model, layers
+
+
+def copy_weights(state, layers) -> None:
+    """Our split state -> Keras variables, matched by layer name and weight path."""
+    for coll in (state.params, state.batch_stats, state.frozen):
+        for path, var in nnx.to_flat_state(coll):
+            layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
+            matches = [v for v in layers[layer_name].weights if v.path.endswith("/" + weight)]
+            assert len(matches) == 1, (layer_name, weight, [v.path for v in layers[layer_name].weights])
+            matches[0].assign(np.asarray(var[...]))

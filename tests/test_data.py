@@ -295,11 +295,25 @@ def test_split_matches_keras(n: int, fraction: float) -> None:
     assert np.asarray(val).tolist() == list(range(k, n))
 
 
-def test_split_is_taken_before_shuffling(tmp_path: Path) -> None:
+def test_split_last_is_keras_tail_split(tmp_path: Path) -> None:
     name = npz(tmp_path, **xy(10))
-    ds = load({"train": {"type": "npz", "path": name}, "validation_split": 0.3}, tmp_path)
+    ds = load({"train": {"type": "npz", "path": name}, "validation_split": 0.3, "split": "last"},
+              tmp_path)
     assert ds.validation.targets["y"].tolist() == (np.arange(7, 10) % 3).tolist()
     assert len(ds.train) == 7
+
+
+def test_split_random_is_a_seeded_disjoint_partition(tmp_path: Path) -> None:
+    x = np.arange(100, dtype="float32")[:, None] * np.ones((1, 4), "float32")
+    name = npz(tmp_path, x=x, y=np.arange(100) % 3)
+    spec = {"train": {"type": "npz", "path": name}, "validation_split": 0.25}
+    a, b = load(spec, tmp_path), load(spec, tmp_path)
+    val_ids = a.validation.inputs["x"][:, 0].astype(int).tolist()
+    train_ids = a.train.inputs["x"][:, 0].astype(int).tolist()
+    assert len(val_ids) == 25 and len(train_ids) == 75
+    assert sorted(val_ids + train_ids) == list(range(100))
+    assert val_ids != list(range(75, 100))  # not the tail
+    assert val_ids == b.validation.inputs["x"][:, 0].astype(int).tolist()  # deterministic
 
 
 # --- data errors ------------------------------------------------------------------------

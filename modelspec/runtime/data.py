@@ -120,8 +120,9 @@ class ArrayDataset:
                 drop_remainder=drop_remainder,
             )
 
-    def take(self, rows: slice) -> ArrayDataset:
-        """The samples in `rows` (a view: memory-mapped arrays stay mapped)."""
+    def take(self, rows: slice | np.ndarray) -> ArrayDataset:
+        """The samples in `rows`: a slice gives a view (memory-mapped arrays stay
+        mapped); an index array gives a copy."""
         return ArrayDataset(
             {k: v[rows] for k, v in self.inputs.items()},
             {k: v[rows] for k, v in self.targets.items()},
@@ -134,6 +135,11 @@ class Datasets:
 
     train: ArrayDataset
     validation: ArrayDataset | None
+
+
+def split_order(n: int, seed: int) -> np.ndarray:
+    """The seeded permutation behind `split: random` (independent of the epoch orders)."""
+    return np.random.default_rng([seed % 2**64, 2**32 + 7]).permutation(n)
 
 
 def split_index(n: int, validation_split: float) -> int:
@@ -155,10 +161,10 @@ def load_data(
 
     `losses` maps output names to loss specs (`.type` or `["type"]`); outputs without a
     loss need no targets when `losses` is given. `seed` is accepted so callers pass one
-    place for everything random; batch order takes its seed at `batch()` time. Raises
+    place for everything random: it seeds the `split: random` hold-out; batch order takes
+    its seed at `batch()` time. Raises
     one `DataError` holding every problem found.
     """
-    del seed  # splitting is order-based (as in Keras); shuffling happens per batch call
     rep = Reporter(locate)
     loss_types = {name: _loss_kind(spec) for name, spec in (losses or {}).items()}
     needed = [o for o in model_outputs if losses is None or o in loss_types]
@@ -190,8 +196,11 @@ def load_data(
                 received=data.validation_split,
                 hint="Use more data, or a different validation_split.",
             )
-        else:
+        elif data.split == "last":
             train, validation = train.take(slice(0, k)), train.take(slice(k, n))
+        else:
+            order = split_order(n, seed)
+            train, validation = train.take(np.sort(order[:k])), train.take(np.sort(order[k:]))
     if rep.diagnostics:
         raise DataError(rep.diagnostics)
     assert train is not None

@@ -107,8 +107,11 @@ class DataSpec(SpecModel):
     validation: Source | None = None
     """Separate validation data (exclusive with `validation_split`)."""
     validation_split: UnitInterval | None = None
-    """Fraction of the training data held out for validation: the *last* samples,
-    taken before any shuffling, as in Keras `fit(validation_split=...)`."""
+    """Fraction of the training data held out for validation (how: see `split`)."""
+    split: Literal["random", "last"] = "random"
+    """How `validation_split` picks its samples: `random` (a fixed random subset drawn
+    from `seed`; right for data stored in any order) or `last` (the last samples before
+    shuffling: Keras `fit(validation_split=...)`)."""
     batch_size: PositiveInt = 32
     """Samples per batch (Keras default 32)."""
     shuffle: bool = True

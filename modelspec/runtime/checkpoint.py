@@ -59,6 +59,14 @@ def structure_diff(saved: list[list], current: list[list], limit: int = 5) -> li
     return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
 
 
+class CheckpointMismatch(Exception):
+    """The checkpoint was written for a different model or optimizer."""
+
+    def __init__(self, step: int, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.step, self.lines = step, lines
+
+
 class Checkpointer:
     """Save/restore TrainState + metadata under `<run_dir>/checkpoints`."""
 
@@ -84,7 +92,11 @@ class Checkpointer:
         return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
     def restore(self, step: int, like: Any, extra_like: Any | None = None) -> tuple[Any, Any]:
-        flat_like, _, _ = flatten(like)
+        """Restore into the structure of `like`; CheckpointMismatch if it differs."""
+        flat_like, current, _ = flatten(like)
+        saved = self.read_meta(step).get("structure", [])
+        if saved != [list(x) for x in current]:
+            raise CheckpointMismatch(step, structure_diff(saved, current))
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, flat_like)
         items = {"state": ocp.args.StandardRestore(abstract)}
         if extra_like is not None:

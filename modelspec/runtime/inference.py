@@ -12,7 +12,7 @@ from modelspec.compiler.shapes import input_types
 from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
 from modelspec.runtime.checkpoint import Checkpointer
 from modelspec.runtime.session import Session, open_session
-from modelspec.runtime.trainer import evaluate_dataset
+from modelspec.runtime.trainer import evaluate_dataset, restore_checked
 
 
 def restore_latest(session: Session, run_dir: Path) -> Any:
@@ -23,7 +23,7 @@ def restore_latest(session: Session, run_dir: Path) -> Any:
         raise SpecError.single(Diagnostic(str(run_dir), 0, 0, "--run-dir",
                                           "no checkpoint found in this run directory",
                                           hint="Train first: modelspec train SPEC --run-dir DIR."))
-    state, _ = ckpt.restore(step, session.state)
+    state, _ = restore_checked(ckpt, step, session.state, run_dir)
     ckpt.close()
     return state
 
@@ -32,13 +32,13 @@ def evaluate(source: Any, run_dir: str | Path, overrides: list[str] | tuple = ()
              data: str | Path | None = None) -> dict[str, float]:
     """Loss and metrics of the run's latest checkpoint on its validation data, or on an
     .npz file whose arrays are named after the model inputs and outputs."""
-    session = open_session(source, overrides, train=False)
+    session = open_session(source, overrides)
     state = restore_latest(session, Path(run_dir))
     batch_size = session.spec.data.batch_size
     if data is not None:
         extra = [f"data.validation={{type: npz, path: {Path(data).resolve()}}}",
                  "data.validation_split=null"]
-        session.data = open_session(source, [*overrides, *extra], train=False).data
+        session.data = open_session(source, [*overrides, *extra]).data
     dataset = session.data.validation
     if dataset is None:
         raise SpecError.single(Diagnostic("<command line>", 0, 0, "--data",
@@ -50,7 +50,7 @@ def evaluate(source: Any, run_dir: str | Path, overrides: list[str] | tuple = ()
 def predict(source: Any, run_dir: str | Path, input_path: str | Path, output_path: str | Path,
             overrides: list[str] | tuple = (), *, batch_size: int | None = None) -> dict[str, np.ndarray]:
     """Run the model on arrays named after its inputs; save arrays named after its outputs."""
-    session = open_session(source, overrides, train=False, data=False)
+    session = open_session(source, overrides, data=False)
     state = restore_latest(session, Path(run_dir))
     spec = session.spec
     types = input_types(spec)

@@ -70,8 +70,8 @@ class Progress:
     def start_epoch(self, epoch: int, done: int = 0) -> None:
         if not (self.enabled and self.tty):
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bar
 
         self._bar = Bar(TextColumn(f"Epoch {epoch + 1}/{self.epochs}"), BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),

@@ -80,16 +80,15 @@ def optimizer_spec(spec: Spec):
     return spec.optimizer if spec.optimizer is not None else RMSprop(type="RMSprop")
 
 
-def open_session(source: Any, overrides: list[str] | tuple = (), *, train: bool = True,
-                 data: bool = True) -> Session:
-    """Load and check the spec (and data), then compile model, objective and steps."""
+def open_session(source: Any, overrides: list[str] | tuple = (), *, data: bool = True) -> Session:
+    """Load and check the spec (and data), then compile model, objective and steps.
+    The state always has the training structure, so `evaluate`/`predict` restore the
+    same checkpoints that `train` writes."""
     spec = load(source, overrides)
     datasets = load_datasets(spec) if data else None
     model = split(SpecModel(spec))
     objective = build_objective(spec) if spec.loss is not None else None
-    tx = build_optimizer(optimizer_spec(spec)) if train else None
-    if tx is None:
-        tx = optax.identity()
+    tx = build_optimizer(optimizer_spec(spec))
     state = init_state(model, tx, objective) if objective is not None else TrainState(
         jax.numpy.zeros((), "int32"), model.params, model.batch_stats, model.rng, model.frozen,
         tx.init(model.params), {})

@@ -30,7 +30,7 @@ from modelspec.runtime.callbacks import (
     callback_states,
     restore_states,
 )
-from modelspec.runtime.checkpoint import Checkpointer, flatten, structure_diff
+from modelspec.runtime.checkpoint import Checkpointer, CheckpointMismatch
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
 from modelspec.runtime.steps import reset_metrics, stack
@@ -99,17 +99,10 @@ class Trainer:
         if step is None:
             return state, 0, 0, 0, False
         meta = self.ckpt.read_meta(step)
-        _, current, _ = flatten(state)
-        if meta.get("structure") != [list(s) for s in current]:
-            diff = structure_diff(meta.get("structure", []), current)
-            raise SpecError.single(Diagnostic(
-                str(self.run_dir), 0, 0, "checkpoint",
-                f"the checkpoint at step {step} in {self.run_dir} does not fit this spec "
-                f"(the model or optimizer changed): " + "; ".join(diff),
-                hint="Run with --restart to start over, or use another --run-dir."))
         best_like = (state.params, state.batch_stats, state.frozen)
         has_best = self.ckpt.has_extra(step)
-        state, extra = self.ckpt.restore(step, state, {"best": best_like} if has_best else None)
+        state, extra = restore_checked(self.ckpt, step, state, self.run_dir,
+                                       {"best": best_like} if has_best else None)
         self.best = extra["best"] if extra else None
         restore_states(self.callbacks, meta["callbacks"])
         self.log.truncate(meta["epochs_logged"])
@@ -233,6 +226,19 @@ class Trainer:
         return {"best_epoch": best["epoch"], "monitor": monitor, "best": best.get(monitor),
                 "final": epochs[-1], "wall_seconds": wall,
                 "steps_per_second": steps / wall if wall > 0 else None}
+
+
+def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):
+    """Restore, turning a structure mismatch into a user error that names the fix."""
+    try:
+        return ckpt.restore(step, state, extra_like)
+    except CheckpointMismatch as exc:
+        ckpt.close()
+        raise SpecError.single(Diagnostic(
+            str(run_dir), 0, 0, "checkpoint",
+            f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
+            "optimizer changed): " + "; ".join(exc.lines),
+            hint="Run with --restart to start over, or use another --run-dir.")) from None
 
 
 def evaluate_dataset(session: Session, state, dataset, batch_size: int) -> dict[str, float]:

@@ -159,7 +159,8 @@ loss: {{type: SparseCategoricalCrossentropy, from_logits: true}}
 @pytest.mark.parametrize("arrays,extra,expected", [
     ({"pixels": np.zeros((8, 5)), "y": np.zeros(8, int)}, "",
      "array 'pixels' has shape (N, 5) but model input 'pixels' expects (None, 4)"),
-    ({"pixels": np.zeros((8, 4)), "y": np.arange(8)}, "", "out of range"),
+    ({"pixels": np.zeros((8, 4)), "y": np.arange(8)}, "",
+     "labels in array 'y' range from 0 to 7"),
     ({"images": np.zeros((8, 4)), "y": np.zeros(8, int)}, ", inputs: {pixels: image}",
      "Did you mean 'images'?"),
 ])

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from flax import nnx
 
 from modelspec.compiler.load import analysis
+from modelspec.compiler.model import flat
 from tests.conformance.harness import keras_layer
 
 
@@ -38,8 +38,8 @@ def keras_twin(spec):
 def copy_weights(state, layers) -> None:
     """Our split state -> Keras variables, matched by layer name and weight path."""
     for coll in (state.params, state.batch_stats, state.frozen):
-        for path, var in nnx.to_flat_state(coll):
+        for path, value in flat(coll):
             layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
             matches = [v for v in layers[layer_name].weights if v.path.endswith("/" + weight)]
             assert len(matches) == 1, (layer_name, weight, [v.path for v in layers[layer_name].weights])
-            matches[0].assign(np.asarray(var[...]))
+            matches[0].assign(np.asarray(value))

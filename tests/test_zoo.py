@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from modelspec import load, summary
 from modelspec.cli import app
-from modelspec.compiler.model import SpecModel, apply, split
+from modelspec.compiler.model import SpecModel, apply, split, variables
 from tests.conftest import ROOT
 from tests.keras_twin import copy_weights, keras_twin
 
@@ -84,8 +84,9 @@ def test_build_api_and_param_separation():
     info = summary(load(ROOT / "specs/resnet_small.yaml"))
     assert n_params == info["trainable_params"] and n_stats == info["non_trainable_params"]
     assert jax.tree_util.tree_leaves(state.rng)  # the dropout stream is its own pytree
-    kernel = state.params["layers"]["stages/0/conv_a"]["kernel"]
+    kernel = variables(model)["layers/stages/0/conv_a/kernel"]
     assert kernel.get_metadata()["logical_axes"] == (None, None, "conv_in", "conv_out")
+    assert state.params["layers"]["stages/0/conv_a"]["kernel"].shape == (3, 3, 16, 16)
     again = split(modelspec.build(ROOT / "specs/resnet_small.yaml", seed=1))
     assert all(bool(jnp.array_equal(a, b)) for a, b in zip(
         jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(again.params), strict=True))

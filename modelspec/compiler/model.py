@@ -77,7 +77,8 @@ FILTERS = (nnx.Param, nnx.BatchStat, nnx.RngState, Frozen)
 
 @dataclass
 class ModelState:
-    """The model as pure pytrees (what the jitted steps take and return)."""
+    """The model as pure pytrees: nested dicts of arrays, no flax Variable objects, so
+    a jitted step flattens and rebuilds them in C++ without Python callbacks."""
 
     graphdef: Any
     params: Any
@@ -86,25 +87,39 @@ class ModelState:
     frozen: Any
 
     def merge(self) -> SpecModel:
+        """The NNX module back from the pure state."""
         return nnx.merge(self.graphdef, self.params, self.batch_stats, self.rng, self.frozen)
 
 
 def split(model: SpecModel) -> ModelState:
-    """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen)."""
-    return ModelState(*nnx.split(model, *FILTERS))
+    """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen),
+    each turned into a pure dict of arrays."""
+    graphdef, *states = nnx.split(model, *FILTERS)
+    return ModelState(graphdef, *(nnx.to_pure_dict(s) for s in states))
+
+
+def variables(model: SpecModel) -> dict[str, nnx.Variable]:
+    """Every variable with its metadata (e.g. `logical_axes`), by '/'-joined path."""
+    _, *states = nnx.split(model, *FILTERS)
+    return {"/".join(str(p) for p in path): var
+            for state in states for path, var in nnx.to_flat_state(state)}
+
+
+def flat(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
+    """(path, leaf) pairs of a pure state dict."""
+    if isinstance(tree, dict):
+        return [item for k, v in tree.items() for item in flat(v, (*prefix, k))]
+    return [(prefix, tree)]
 
 
 def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool):
-    """Pure forward pass: returns (outputs, new_batch_stats, new_rng). Safe inside jit
-    and grad: the state is rebuilt first so its Variables belong to the current trace
-    (merge would otherwise reuse Variables from an outer trace, and updating the dropout
-    counter or batch statistics under `jax.grad` would be refused)."""
-    params, batch_stats, rng, frozen = jax.tree_util.tree_map(
-        lambda x: x, (params, batch_stats, rng, frozen))
+    """Pure forward pass on pure dicts: returns (outputs, new_batch_stats, new_rng).
+    Safe inside jit and grad: merging pure dicts creates fresh Variables in the current
+    trace, so updating the dropout counter or batch statistics under `jax.grad` is allowed."""
     model = nnx.merge(graphdef, params, batch_stats, rng, frozen)
     outputs = model(inputs, training=training)
     _, _, new_stats, new_rng, _ = nnx.split(model, *FILTERS)
-    return outputs, new_stats, new_rng
+    return outputs, nnx.to_pure_dict(new_stats), nnx.to_pure_dict(new_rng)
 
 
 def build(spec: Spec | str | dict, *, seed: int | None = None) -> SpecModel:

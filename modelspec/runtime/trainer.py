@@ -82,6 +82,7 @@ class Trainer:
         self.log = MetricsLog(run_dir / "metrics.jsonl")
         self.best = None
         self.nan_stopped = False
+        self.epoch_seconds: list[float] = []
 
     # -- checkpoint --------------------------------------------------------------
     def meta(self, epoch: int, next_batch: int, epochs_logged: int, finished: bool = False):
@@ -156,6 +157,7 @@ class Trainer:
                 if stop:
                     break
                 logs = to_host(s.objective.results(state.metrics))
+                self.epoch_seconds.append(time.perf_counter() - t_epoch)
                 if self.terminate_on_nan and not all(math.isfinite(v) for v in logs.values()):
                     stop = self._nan(host_step, epoch)
                     break
@@ -218,13 +220,13 @@ class Trainer:
 
     def summarize(self, epochs: list[dict[str, Any]], wall: float, steps: int) -> dict[str, Any]:
         if not epochs:
-            return {"wall_seconds": wall}
+            return {"wall_seconds": wall, "epoch_seconds": self.epoch_seconds}
         monitor = next((cb.spec.monitor for cb in self.callbacks if hasattr(cb, "restores")),
                        "val_loss" if "val_loss" in epochs[-1] else "loss")
         mode_min = not any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1", "r2"))
         best = (min if mode_min else max)(epochs, key=lambda e: e.get(monitor, math.inf if mode_min else -math.inf))
         return {"best_epoch": best["epoch"], "monitor": monitor, "best": best.get(monitor),
-                "final": epochs[-1], "wall_seconds": wall,
+                "final": epochs[-1], "wall_seconds": wall, "epoch_seconds": self.epoch_seconds,
                 "steps_per_second": steps / wall if wall > 0 else None}
 
 

@@ -21,10 +21,9 @@ import jax
 import jax.numpy as jnp
 import keras
 import numpy as np
-from flax import nnx
 
 from modelspec.compiler.load import analysis, load
-from modelspec.compiler.model import SpecModel, apply, split
+from modelspec.compiler.model import SpecModel, apply, flat, split, variables
 from modelspec.schema.spec import Spec
 
 BATCH = 3
@@ -99,10 +98,6 @@ def keras_call(case: Case, klayer, x: dict[str, np.ndarray], training: bool):
     return klayer(x[given], training=training, **kw)
 
 
-def _flat(state) -> dict[str, Any]:
-    return {"/".join(str(p) for p in path): v for path, v in nnx.to_flat_state(state)}
-
-
 def run_case(case: Case) -> None:
     rng = np.random.default_rng(0)
     spec = load(spec_for(case))
@@ -121,11 +116,9 @@ def run_case(case: Case) -> None:
     assert str(got.dtype) == inferred.output.dtype, f"{case.id}: dtype {got.dtype}"
 
     # 2. built variables == ParamInfo
+    built = {path.split("/", 2)[2]: var for path, var in variables(model).items()
+             if not path.startswith("rngs/")}
     state = split(model)
-    built = {}
-    for coll in (state.params, state.batch_stats, state.frozen):
-        for path, var in _flat(coll).items():
-            built[path.split("/", 2)[2]] = var
     declared = {p.path: p for p in inferred.params}
     assert set(built) == set(declared), f"{case.id}: built {sorted(built)} vs {sorted(declared)}"
     for path, info in declared.items():
@@ -167,10 +160,10 @@ def run_case(case: Case) -> None:
         np.testing.assert_allclose(ours, ref, atol=case.atol, rtol=1e-5,
                                    err_msg=f"{case.id} training={training}")
         if training:
-            for path, var in _flat(stats).items():
-                short = path.split("/", 2)[2]
+            for path, value in flat(stats):
+                short = "/".join(str(p) for p in path[2:])
                 match = next(k for k in kvars if k.endswith("/" + short))
-                np.testing.assert_allclose(np.asarray(var[...]), np.asarray(kvars[match].value),
+                np.testing.assert_allclose(np.asarray(value), np.asarray(kvars[match].value),
                                            atol=case.atol, rtol=1e-5, err_msg=f"{case.id} {short}")
 
     # 5. canonical dump round-trip
@@ -181,10 +174,13 @@ def run_case(case: Case) -> None:
 
 
 def _assign(state, values: dict[str, np.ndarray]):
-    """Write `values` (by layer-relative path) into the split state, in place."""
+    """Write `values` (by layer-relative path) into the pure state dicts, in place."""
     for coll in (state.params, state.batch_stats, state.frozen):
-        for path, var in nnx.to_flat_state(coll):
-            var[...] = jnp.asarray(values["/".join(str(p) for p in path[2:])])
+        for path, _ in flat(coll):
+            node = coll
+            for p in path[:-1]:
+                node = node[p]
+            node[path[-1]] = jnp.asarray(values["/".join(str(p) for p in path[2:])])
     return state
 
 

@@ -178,7 +178,7 @@ class Trainer:
                 tb.scalars("epoch", logs, epoch + 1)
                 logged = epoch + 1
                 epoch, start_batch = epoch + 1, 0
-                if not stop and epoch < spec.train.epochs:
+                if not stop and epoch < spec.train.epochs and spec.checkpoint.save_at_epoch_end:
                     self.save(state, epoch, 0, logged)  # the last one is saved by finish()
             if not finished and not self.nan_stopped:
                 state = self.finish(state, epoch, logged)

@@ -28,8 +28,10 @@ class CheckpointSpec(SpecModel):
     """Orbax checkpoints in `<run_dir>/checkpoints`; a rerun resumes from the latest."""
 
     save_every_steps: PositiveInt | None = None
-    """Save every N steps (and always at the end of each epoch's last step and of
-    training). Default: at the end of every epoch."""
+    """Also save every N steps (within epochs). A final checkpoint is always written."""
+    save_at_epoch_end: bool = True
+    """Save at the end of every epoch (turn off for very short epochs and rely on
+    `save_every_steps`: each save copies the whole state)."""
     max_to_keep: PositiveInt | None = 3
     """How many checkpoints to keep (null keeps all)."""
     async_save: bool = True

@@ -114,23 +114,37 @@ class _Recurrent(Layer):
                 rngs, self.dropout, self.GATES if per_gate else 1, (batch, x.shape[-1]), dtype
             )
             rmask = _masks(rngs, self.recurrent_dropout, self.GATES, (batch, self.units), dtype)
-        xz = self._input_projection(x, imask)
-        xs = jnp.swapaxes(xz, 0, 1)  # time-major for scan
+        # Variables are read once, outside the scan body: the body only sees arrays.
+        rk, (ibias, rbias) = self.recurrent_kernel[...], self._bias_parts()
+        kernel = self.kernel[...]
+        if imask is None:
+            # Project each step inside the scan: on CPU this beats one big hoisted
+            # (B, T, G*u) matmul plus its time-major transpose, forward and backward.
+            xs = jnp.swapaxes(x, 0, 1)
+
+            def project(x_t):
+                z = jnp.matmul(x_t, kernel)
+                return z if ibias is None else z + ibias
+        else:
+            xs = jnp.swapaxes(self._input_projection(x, imask), 0, 1)
+
+            def project(xz_t):
+                return xz_t
         if self.go_backwards:
             xs = jnp.flip(xs, axis=0)
 
-        # Variables are read once, outside the scan body: the body only sees arrays.
-        rk, (_, rbias) = self.recurrent_kernel[...], self._bias_parts()
+        def step(carry, x_t):
+            carry, h = self._step(carry, project(x_t), rk, rbias, rmask)
+            # Only emit per-step outputs when they are returned: otherwise the scan
+            # would write (and the backward pass re-read) the whole sequence for nothing.
+            return carry, (h if self.return_sequences else None)
 
-        def step(carry, xz_t):
-            return self._step(carry, xz_t, rk, rbias, rmask)
-
-        _, outputs = jax.lax.scan(
+        carry, outputs = jax.lax.scan(
             step, self._zero_carry(batch, dtype), xs, unroll=True if self.unroll else 1
         )
         if self.return_sequences:
             return jnp.swapaxes(outputs, 0, 1)
-        return outputs[-1]
+        return carry[0] if isinstance(carry, tuple) else carry
 
 
 @builder("LSTM")

@@ -149,3 +149,15 @@ def test_block_errors_point_into_the_block_or_use_site(tmp_path, monkeypatch):
     err = result.stderr
     assert "b.yaml:10:26: model.layers[0].units: must be > 0. Received: units=-2." in err
     assert "b.yaml:6:23: model.layers[1].unit: unknown argument 'unit' for Dense." in err
+
+
+def test_schema_and_graph_errors_are_reported_together(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(HEAD + "    - {name: a, type: Dense, units: 32}\n"
+                                       "    - {name: b, type: Dense, units: 64, inputs: x}\n"
+                                       "    - {type: Add, inputs: [a, b]}\n"
+                                       "    - {type: Dense, units: 10, activaton: relu}\n")
+    result = CliRunner().invoke(app, ["check", "bad.yaml"])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("bad.yaml:")]
+    assert [line.split(": ")[0] for line in lines] == ["bad.yaml:8:27", "bad.yaml:9:32"]
+    assert "FAIL bad.yaml: 2 error(s)" in result.stdout

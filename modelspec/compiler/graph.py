@@ -44,7 +44,7 @@ class Graph:
     outputs: tuple[str, ...]
 
 
-def resolve(spec: Spec, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
+def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
     """Resolve references and order the layers.
 
     Returns the graph and every problem found; layers with problems stay out of the
@@ -71,7 +71,7 @@ def resolve(spec: Spec, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
         else:
             names[layer.name] = i
     duplicates = {i for i, layer in enumerate(model.layers) if names.get(layer.name) != i}
-    known = [*input_names, *names]
+    known = [*input_names, *(n for n in names if not n.startswith("#"))]
 
     def check_ref(ref: str, path: Path) -> None:
         if ref not in names and ref not in model.inputs:
@@ -80,7 +80,7 @@ def resolve(spec: Spec, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
 
     nodes: list[Node] = []
     for i, layer in enumerate(model.layers):
-        if i in duplicates:
+        if i in duplicates or layer.type is None:  # None: failed validation, named only
             continue
         path = ("model", "layers", i)
         sig = signature_of(layer.type)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
+from types import SimpleNamespace
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from modelspec.compiler import blocks as block_expansion
 from modelspec.compiler.compose import apply_overrides, read_document
@@ -21,7 +22,8 @@ from modelspec.compiler.shapes import infer
 from modelspec.compiler.types import LayerShape
 from modelspec.compiler.yaml_positions import Document, Pos
 from modelspec.errors import Diagnostic, Path, SpecError, format_path
-from modelspec.schema.spec import Spec
+from modelspec.schema.layers import Layer
+from modelspec.schema.spec import InputSpec, Spec
 
 
 @dataclass
@@ -83,6 +85,7 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
     except ValidationError as exc:
         choices = block_expansion.known_types({n: None for n in block_names})
         errors += diagnostics(exc, doc.data, Spec, smap.locate, choices)
+        errors += _partial_graph_errors(doc.data, smap)
         raise SpecError(_sorted(errors)) from None
     if errors:
         raise SpecError(_sorted(errors))
@@ -90,6 +93,40 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
     spec._blocks = raw_blocks
     _attach(spec, smap)
     return spec
+
+
+_LAYER = TypeAdapter(Layer)
+_INPUTS = TypeAdapter(dict[str, InputSpec])
+
+
+def _partial_graph_errors(data: dict[str, Any], smap: SourceMap) -> list[Diagnostic]:
+    """Graph and shape checks over the layers that did validate, so one run reports
+    schema *and* graph errors. Invalid layers stay in the graph by name only; what
+    depends on them is skipped rather than reported twice."""
+    model = data.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("layers"), list) or not model["layers"]:
+        return []
+    try:
+        inputs = _INPUTS.validate_python(model.get("inputs"))
+    except ValidationError:
+        return []
+    if not inputs:
+        return []
+    layers = []
+    for i, item in enumerate(model["layers"]):
+        try:
+            layers.append(_LAYER.validate_python(item))
+        except ValidationError:
+            raw = item if isinstance(item, dict) else {}
+            name = raw.get("name") if isinstance(raw.get("name"), str) else f"#{i}"
+            refs = raw.get("inputs") if isinstance(raw.get("inputs"), str | list | dict) else None
+            layers.append(SimpleNamespace(name=name, inputs=refs, type=None, trainable=True))
+    outputs = model.get("outputs")
+    outputs = outputs if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs) else None
+    partial = SimpleNamespace(model=SimpleNamespace(inputs=inputs, layers=layers, outputs=outputs))
+    graph, errors = resolve(partial, smap.locate)
+    _, shape_errors = infer(graph, partial, smap.locate)
+    return errors + shape_errors
 
 
 def _attach(spec: Spec, smap: SourceMap) -> None:

@@ -28,35 +28,82 @@ from modelspec.runtime.trainer import train
 
 CASES = {
     "tiny MLP 16-32-10 (batch 32)": dict(
-        x=(16,), classes=10, batch=32, n=32 * 600,
-        layers=[{"type": "Dense", "units": 32, "activation": "relu"}, {"type": "Dense", "units": 10}]),
+        x=(16,),
+        classes=10,
+        batch=32,
+        n=32 * 600,
+        layers=[
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 10},
+        ],
+    ),
     "MLP 784-512-512-10 (batch 128)": dict(
-        x=(784,), classes=10, batch=128, n=128 * 120,
-        layers=[{"type": "Dense", "units": 512, "activation": "relu"},
-                {"type": "Dense", "units": 512, "activation": "relu"}, {"type": "Dense", "units": 10}]),
+        x=(784,),
+        classes=10,
+        batch=128,
+        n=128 * 120,
+        layers=[
+            {"type": "Dense", "units": 512, "activation": "relu"},
+            {"type": "Dense", "units": 512, "activation": "relu"},
+            {"type": "Dense", "units": 10},
+        ],
+    ),
     "digits CNN (batch 64)": dict(
-        x=(64,), classes=10, batch=64, n=64 * 150,
-        layers=[{"type": "Rescaling", "scale": 0.0625}, {"type": "Reshape", "target_shape": [8, 8, 1]},
-                {"type": "Conv2D", "filters": 32, "kernel_size": 3, "padding": "same", "activation": "relu"},
-                {"type": "MaxPooling2D", "pool_size": 2},
-                {"type": "Conv2D", "filters": 64, "kernel_size": 3, "padding": "same", "activation": "relu"},
-                {"type": "GlobalAveragePooling2D"}, {"type": "Dense", "units": 10}]),
+        x=(64,),
+        classes=10,
+        batch=64,
+        n=64 * 150,
+        layers=[
+            {"type": "Rescaling", "scale": 0.0625},
+            {"type": "Reshape", "target_shape": [8, 8, 1]},
+            {
+                "type": "Conv2D",
+                "filters": 32,
+                "kernel_size": 3,
+                "padding": "same",
+                "activation": "relu",
+            },
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {
+                "type": "Conv2D",
+                "filters": 64,
+                "kernel_size": 3,
+                "padding": "same",
+                "activation": "relu",
+            },
+            {"type": "GlobalAveragePooling2D"},
+            {"type": "Dense", "units": 10},
+        ],
+    ),
     "LSTM(128) x 32 steps (batch 32)": dict(
-        x=(32, 16), classes=10, batch=32, n=32 * 60,
-        layers=[{"type": "LSTM", "units": 128}, {"type": "Dense", "units": 10}]),
+        x=(32, 16),
+        classes=10,
+        batch=32,
+        n=32 * 60,
+        layers=[{"type": "LSTM", "units": 128}, {"type": "Dense", "units": 10}],
+    ),
 }
 
 
 def make_spec(case: dict, data_path: Path, epochs: int, spe: int = 1) -> dict:
     return {
-        "modelspec": 1, "name": "bench", "seed": 0,
-        "data": {"train": {"type": "npz", "path": str(data_path)}, "batch_size": case["batch"],
-                 "shuffle": True},
+        "modelspec": 1,
+        "name": "bench",
+        "seed": 0,
+        "data": {
+            "train": {"type": "npz", "path": str(data_path)},
+            "batch_size": case["batch"],
+            "shuffle": True,
+        },
         "model": {"inputs": {"x": {"shape": list(case["x"])}}, "layers": case["layers"]},
         "loss": {"type": "SparseCategoricalCrossentropy", "from_logits": True},
         "optimizer": {"type": "Adam", "learning_rate": 0.001},
-        "train": {"epochs": epochs, "steps_per_execution": spe, "terminate_on_nan": False,
-                  "log_every_steps": 10**9},
+        "train": {
+            "epochs": epochs,
+            "steps_per_execution": spe,
+            "terminate_on_nan": False,
+            "log_every_steps": 10**9,
+        },
         # the hand-written loop writes no checkpoints; modelspec writes only the final one
         "checkpoint": {"save_at_epoch_end": False},
     }
@@ -76,8 +123,10 @@ def modelspec_run(case, data_path, epochs, spe=1):
 
 
 def _dense(key, n_in, n_out):
-    return {"w": jax.random.normal(key, (n_in, n_out)) * (2.0 / (n_in + n_out)) ** 0.5,
-            "b": jnp.zeros((n_out,))}
+    return {
+        "w": jax.random.normal(key, (n_in, n_out)) * (2.0 / (n_in + n_out)) ** 0.5,
+        "b": jnp.zeros((n_out,)),
+    }
 
 
 def hand_model(name: str, case: dict):
@@ -94,26 +143,37 @@ def hand_model(name: str, case: dict):
 
         return params, apply
     if "CNN" in name:
-        params = {"c1": jax.random.normal(keys[0], (3, 3, 1, 32)) * 0.2, "b1": jnp.zeros(32),
-                  "c2": jax.random.normal(keys[1], (3, 3, 32, 64)) * 0.05, "b2": jnp.zeros(64),
-                  "out": _dense(keys[2], 64, 10)}
+        params = {
+            "c1": jax.random.normal(keys[0], (3, 3, 1, 32)) * 0.2,
+            "b1": jnp.zeros(32),
+            "c2": jax.random.normal(keys[1], (3, 3, 32, 64)) * 0.05,
+            "b2": jnp.zeros(64),
+            "out": _dense(keys[2], 64, 10),
+        }
         dn = ("NHWC", "HWIO", "NHWC")
 
         def apply(p, x):
             x = (x * 0.0625).reshape(-1, 8, 8, 1)
-            x = jax.nn.relu(jax.lax.conv_general_dilated(x, p["c1"], (1, 1), "SAME",
-                                                         dimension_numbers=dn) + p["b1"])
+            x = jax.nn.relu(
+                jax.lax.conv_general_dilated(x, p["c1"], (1, 1), "SAME", dimension_numbers=dn)
+                + p["b1"]
+            )
             x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
-            x = jax.nn.relu(jax.lax.conv_general_dilated(x, p["c2"], (1, 1), "SAME",
-                                                         dimension_numbers=dn) + p["b2"])
+            x = jax.nn.relu(
+                jax.lax.conv_general_dilated(x, p["c2"], (1, 1), "SAME", dimension_numbers=dn)
+                + p["b2"]
+            )
             x = x.mean(axis=(1, 2))
             return x @ p["out"]["w"] + p["out"]["b"]
 
         return params, apply
     units, feat = 128, case["x"][1]
-    params = {"k": jax.random.normal(keys[0], (feat, 4 * units)) * 0.1,
-              "r": jax.random.normal(keys[1], (units, 4 * units)) * 0.05,
-              "b": jnp.zeros(4 * units), "out": _dense(keys[2], units, 10)}
+    params = {
+        "k": jax.random.normal(keys[0], (feat, 4 * units)) * 0.1,
+        "r": jax.random.normal(keys[1], (units, 4 * units)) * 0.05,
+        "b": jnp.zeros(4 * units),
+        "out": _dense(keys[2], units, 10),
+    }
 
     def apply(p, x):
         def cell(carry, xt):
@@ -152,7 +212,7 @@ def handwritten_run(name, case, x, y, epochs):
         e0 = time.perf_counter()
         perm = np.random.default_rng([0, epoch]).permutation(n)
         for i in range(n // bs):
-            idx = perm[i * bs:(i + 1) * bs]
+            idx = perm[i * bs : (i + 1) * bs]
             params, opt_state, loss = step(params, opt_state, x[idx], y[idx])
             if first is None:
                 jax.block_until_ready(loss)
@@ -183,10 +243,19 @@ def main() -> None:
             rows.append((name, samples / hand_s, samples / ms_s, hand_ttfs, ms_ttfs))
             if name.startswith("tiny"):
                 spe_s, _ = modelspec_run(case, path, args.epochs, spe=8)
-                rows.append((name + ", steps_per_execution=8", samples / hand_s, samples / spe_s,
-                             None, None))
+                rows.append(
+                    (
+                        name + ", steps_per_execution=8",
+                        samples / hand_s,
+                        samples / spe_s,
+                        None,
+                        None,
+                    )
+                )
     print()
-    print("| model | hand-written samples/s | modelspec samples/s | ratio | first step: hand / modelspec |")
+    print(
+        "| model | hand-written samples/s | modelspec samples/s | ratio | first step: hand / modelspec |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, hand, ms, ht, mt in rows:
         first = f"{ht:.2f}s / {mt:.2f}s" if ht is not None else "-"

@@ -27,9 +27,12 @@ app = typer.Typer(
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a field: path.to.field=value (value parsed as YAML). "
-                 "Repeatable. Lists are indexed by position or layer name: "
-                 "model.layers.conv1.filters=64."),
+    typer.Option(
+        "--set",
+        help="Override a field: path.to.field=value (value parsed as YAML). "
+        "Repeatable. Lists are indexed by position or layer name: "
+        "model.layers.conv1.filters=64.",
+    ),
 ]
 
 
@@ -68,10 +71,15 @@ def check(
             typer.echo(f"FAIL {path}: {len(error.diagnostics)} error(s)")
             continue
         info = summarize(spec)
-        outs = ", ".join(f"{layer['name']} {format_shape(tuple(layer['output_shape']))}"
-                         for layer in info["layers"] if layer["name"] in info["outputs"])
-        typer.echo(f"ok   {path}: {spec.name}: {len(info['layers']) - len(info['inputs'])} layers, "
-                   f"{info['total_params']:,} params -> {outs}")
+        outs = ", ".join(
+            f"{layer['name']} {format_shape(tuple(layer['output_shape']))}"
+            for layer in info["layers"]
+            if layer["name"] in info["outputs"]
+        )
+        typer.echo(
+            f"ok   {path}: {spec.name}: {len(info['layers']) - len(info['inputs'])} layers, "
+            f"{info['total_params']:,} params -> {outs}"
+        )
     if failed:
         raise typer.Exit(2)
 
@@ -123,7 +131,9 @@ def schema(
         typer.echo(text)
 
 
-RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")]
+RunDir = Annotated[
+    Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")
+]
 
 
 @app.command()
@@ -131,8 +141,9 @@ def train(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
     run_dir: RunDir = None,
     set_: SetOption = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore existing checkpoints and "
-                                          "start over.")] = False,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore existing checkpoints and start over.")
+    ] = False,
 ) -> None:
     """Train a spec. Writes spec.yaml, metrics.jsonl, TensorBoard events and checkpoints
     to the run directory; running the same command again resumes exactly where the
@@ -146,8 +157,10 @@ def train(
     s = history.summary
     if s.get("final"):
         final = {k: v for k, v in s["final"].items() if k not in ("epoch", "step")}
-        typer.echo(f"Done in {s['wall_seconds']:.1f}s ({s['steps_per_second'] or 0:.1f} steps/s). "
-                   f"Best epoch {s['best_epoch']} by {s['monitor']} = {s['best']:.4f}.")
+        typer.echo(
+            f"Done in {s['wall_seconds']:.1f}s ({s['steps_per_second'] or 0:.1f} steps/s). "
+            f"Best epoch {s['best_epoch']} by {s['monitor']} = {s['best']:.4f}."
+        )
         typer.echo("Final: " + " - ".join(f"{k}: {v:.4f}" for k, v in final.items()))
     typer.echo(f"Run directory: {history.run_dir}")
 
@@ -156,9 +169,15 @@ def train(
 def evaluate(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
     run_dir: RunDir = None,
-    data: Annotated[Path | None, typer.Option("--data", help=".npz with arrays named after the "
-                                              "model inputs and outputs (default: the spec's "
-                                              "validation data).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help=".npz with arrays named after the "
+            "model inputs and outputs (default: the spec's "
+            "validation data).",
+        ),
+    ] = None,
     set_: SetOption = None,
 ) -> None:
     """Loss and metrics of a run's latest checkpoint (inference mode)."""
@@ -174,10 +193,12 @@ def evaluate(
 @app.command()
 def predict(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
-    input: Annotated[Path, typer.Option("--input", help=".npz with arrays named after the "
-                                        "model inputs.")],
-    output: Annotated[Path, typer.Option("--output", help=".npz to write, arrays named after "
-                                         "the model outputs.")],
+    input: Annotated[
+        Path, typer.Option("--input", help=".npz with arrays named after the model inputs.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help=".npz to write, arrays named after the model outputs.")
+    ],
     run_dir: RunDir = None,
     set_: SetOption = None,
 ) -> None:

@@ -15,8 +15,10 @@ from tests.conformance.harness import keras_layer
 
 def keras_twin(spec):
     an = analysis(spec)
-    tensors = {n: keras.Input(shape=tuple(i.shape), dtype=i.dtype, name=n)
-               for n, i in spec.model.inputs.items()}
+    tensors = {
+        n: keras.Input(shape=tuple(i.shape), dtype=i.dtype, name=n)
+        for n, i in spec.model.inputs.items()
+    }
     layers = {}
     for node in an.graph.nodes:
         args = node.layer.model_dump(exclude_unset=True, mode="json")
@@ -30,8 +32,9 @@ def keras_twin(spec):
         else:
             kw = {a: tensors[r] for a, r in node.args}
             tensors[node.name] = layer(**kw, use_causal_mask=node.layer.use_causal_mask)
-    model = keras.Model(inputs=[tensors[n] for n in an.graph.inputs],
-                        outputs=[tensors[n] for n in an.graph.outputs])
+    model = keras.Model(
+        inputs=[tensors[n] for n in an.graph.inputs], outputs=[tensors[n] for n in an.graph.outputs]
+    )
     return model, layers
 
 
@@ -41,5 +44,9 @@ def copy_weights(state, layers) -> None:
         for path, value in flat(coll):
             layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
             matches = [v for v in layers[layer_name].weights if v.path.endswith("/" + weight)]
-            assert len(matches) == 1, (layer_name, weight, [v.path for v in layers[layer_name].weights])
+            assert len(matches) == 1, (
+                layer_name,
+                weight,
+                [v.path for v in layers[layer_name].weights],
+            )
             matches[0].assign(np.asarray(value))

@@ -12,7 +12,8 @@ from modelspec import SpecError, load, summary
 def spec_with_block(uses: str) -> dict:
     import yaml
 
-    return yaml.safe_load(textwrap.dedent("""\
+    return yaml.safe_load(
+        textwrap.dedent("""\
         blocks:
           dense_block:
             params: {units: null, act: relu}
@@ -22,11 +23,15 @@ def spec_with_block(uses: str) -> dict:
         model:
           inputs: {x: {shape: [8]}}
           layers:
-        """) + textwrap.indent(textwrap.dedent(uses), "    "))
+        """)
+        + textwrap.indent(textwrap.dedent(uses), "    ")
+    )
 
 
 def test_block_expands_with_arguments():
-    spec = load(spec_with_block("- {name: b, type: dense_block, units: 16}\n- {type: Dense, units: 2}\n"))
+    spec = load(
+        spec_with_block("- {name: b, type: dense_block, units: 16}\n- {type: Dense, units: 2}\n")
+    )
     names = [layer.name for layer in spec.model.layers]
     assert names == ["b/fc", "b/norm", "dense"]
     assert spec.model.layers[0].units == 16 and spec.model.layers[0].activation == "relu"
@@ -42,23 +47,29 @@ def test_repeat_int_chains_copies():
 
 
 def test_repeat_list_gives_per_repetition_arguments():
-    spec = load(spec_with_block(
-        "- {name: b, type: dense_block, units: 4, repeat: [{units: 32}, {units: 16, act: tanh}, {}]}\n"))
+    spec = load(
+        spec_with_block(
+            "- {name: b, type: dense_block, units: 4, repeat: [{units: 32}, {units: 16, act: tanh}, {}]}\n"
+        )
+    )
     dense = [layer for layer in spec.model.layers if layer.type == "Dense"]
     assert [(d.units, d.activation) for d in dense] == [(32, "relu"), (16, "tanh"), (4, "relu")]
 
 
 def test_reference_to_block_use_means_its_output():
-    spec = load(spec_with_block(
-        "- {name: b, type: dense_block, units: 8}\n"
-        "- {name: skip, type: Add, inputs: [x, b]}\n"))
+    spec = load(
+        spec_with_block(
+            "- {name: b, type: dense_block, units: 8}\n- {name: skip, type: Add, inputs: [x, b]}\n"
+        )
+    )
     assert spec.model.layers[-1].inputs == ["x", "b/norm"]
 
 
 def test_nested_blocks_and_index(tmp_path):
     import yaml
 
-    data = yaml.safe_load(textwrap.dedent("""\
+    data = yaml.safe_load(
+        textwrap.dedent("""\
         blocks:
           inner:
             params: {units: 4}
@@ -72,18 +83,29 @@ def test_nested_blocks_and_index(tmp_path):
           inputs: {x: {shape: [5]}}
           layers:
             - {name: o, type: outer, units: 6, repeat: 2}
-        """))
+        """)
+    )
     spec = load(data)
     assert [(x.name, x.units) for x in spec.model.layers] == [
-        ("o/0/first/d", 6), ("o/0/second/d", 3), ("o/1/first/d", 6), ("o/1/second/d", 3)]
+        ("o/0/first/d", 6),
+        ("o/0/second/d", 3),
+        ("o/1/first/d", 6),
+        ("o/1/second/d", 3),
+    ]
 
 
-@pytest.mark.parametrize("uses,message", [
-    ("- {type: dense_block}\n", "missing required argument 'units' for block 'dense_block'"),
-    ("- {type: dense_block, units: 3, unit: 4}\n", "unknown argument 'unit' for block 'dense_block'"),
-    ("- {type: dense_block, units: 3, repeat: 0}\n", "repeat must be a positive integer"),
-    ("- {type: dense_blok, units: 3}\n", "Did you mean 'dense_block'?"),
-])
+@pytest.mark.parametrize(
+    "uses,message",
+    [
+        ("- {type: dense_block}\n", "missing required argument 'units' for block 'dense_block'"),
+        (
+            "- {type: dense_block, units: 3, unit: 4}\n",
+            "unknown argument 'unit' for block 'dense_block'",
+        ),
+        ("- {type: dense_block, units: 3, repeat: 0}\n", "repeat must be a positive integer"),
+        ("- {type: dense_blok, units: 3}\n", "Did you mean 'dense_block'?"),
+    ],
+)
 def test_block_use_errors(uses, message):
     with pytest.raises(SpecError) as err:
         load(spec_with_block(uses))
@@ -91,8 +113,10 @@ def test_block_use_errors(uses, message):
 
 
 def test_block_that_uses_itself_is_an_error():
-    data = {"blocks": {"loop": {"layers": [{"type": "loop"}]}},
-            "model": {"inputs": {"x": {"shape": [2]}}, "layers": [{"type": "loop"}]}}
+    data = {
+        "blocks": {"loop": {"layers": [{"type": "loop"}]}},
+        "model": {"inputs": {"x": {"shape": [2]}}, "layers": [{"type": "loop"}]},
+    }
     with pytest.raises(SpecError, match="block 'loop' uses itself: loop -> loop"):
         load(data)
 
@@ -104,21 +128,29 @@ def write(tmp_path, name, text):
 
 
 def test_extends_deep_merges_and_replaces_lists(tmp_path):
-    write(tmp_path, "base.yaml", """\
+    write(
+        tmp_path,
+        "base.yaml",
+        """\
         name: base
         seed: 3
         model:
           inputs: {x: {shape: [4]}}
           layers: [{type: Dense, units: 8}, {type: Dense, units: 2}]
         optimizer: {type: Adam, learning_rate: 0.01}
-        """)
-    child = write(tmp_path, "child.yaml", """\
+        """,
+    )
+    child = write(
+        tmp_path,
+        "child.yaml",
+        """\
         extends: base.yaml
         name: child
         model:
           layers: [{type: Dense, units: 3}]
         optimizer: {learning_rate: 0.5}
-        """)
+        """,
+    )
     spec = load(child)
     assert spec.name == "child" and spec.seed == 3
     assert [layer.units for layer in spec.model.layers] == [3]
@@ -126,11 +158,15 @@ def test_extends_deep_merges_and_replaces_lists(tmp_path):
 
 
 def test_error_in_base_file_points_into_base(tmp_path):
-    write(tmp_path, "base.yaml", """\
+    write(
+        tmp_path,
+        "base.yaml",
+        """\
         model:
           inputs: {x: {shape: [4]}}
           layers: [{type: Dense, units: -8}]
-        """)
+        """,
+    )
     child = write(tmp_path, "child.yaml", "extends: base.yaml\nname: child\n")
     with pytest.raises(SpecError) as err:
         load(child)
@@ -148,29 +184,43 @@ def test_extends_cycle_and_missing_base(tmp_path):
         load(tmp_path / "c.yaml")
 
 
-@pytest.mark.parametrize("override,check", [
-    ("model.layers[0].units=5", lambda s: s.model.layers[0].units == 5),
-    ("model.layers.0.units=6", lambda s: s.model.layers[0].units == 6),
-    ("model.layers.out.units=7", lambda s: s.model.layers[1].units == 7),
-    ("optimizer={type: SGD, momentum: 0.9}", lambda s: s.optimizer.type == "SGD"),
-    ("seed=42", lambda s: s.seed == 42),
-    ("distribution.mesh.data=2", lambda s: s.distribution.mesh == {"data": 2}),
-])
+@pytest.mark.parametrize(
+    "override,check",
+    [
+        ("model.layers[0].units=5", lambda s: s.model.layers[0].units == 5),
+        ("model.layers.0.units=6", lambda s: s.model.layers[0].units == 6),
+        ("model.layers.out.units=7", lambda s: s.model.layers[1].units == 7),
+        ("optimizer={type: SGD, momentum: 0.9}", lambda s: s.optimizer.type == "SGD"),
+        ("seed=42", lambda s: s.seed == 42),
+        ("distribution.mesh.data=2", lambda s: s.distribution.mesh == {"data": 2}),
+    ],
+)
 def test_set_overrides(override, check):
-    data = {"model": {"inputs": {"x": {"shape": [4]}},
-                      "layers": [{"type": "Dense", "units": 8}, {"name": "out", "type": "Dense", "units": 2}]}}
+    data = {
+        "model": {
+            "inputs": {"x": {"shape": [4]}},
+            "layers": [{"type": "Dense", "units": 8}, {"name": "out", "type": "Dense", "units": 2}],
+        }
+    }
     assert check(load(data, [override]))
 
 
-@pytest.mark.parametrize("override,message", [
-    ("model.layers[9].units=5", "index 9 is out of range"),
-    ("model.layers.outt.units=5", "Did you mean 'out'?"),
-    ("seed", "an override is `path.to.field=value`"),
-    ("model.layers[0].units=big", "must be an integer"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.layers[9].units=5", "index 9 is out of range"),
+        ("model.layers.outt.units=5", "Did you mean 'out'?"),
+        ("seed", "an override is `path.to.field=value`"),
+        ("model.layers[0].units=big", "must be an integer"),
+    ],
+)
 def test_bad_overrides(override, message):
-    data = {"model": {"inputs": {"x": {"shape": [4]}},
-                      "layers": [{"type": "Dense", "units": 8}, {"name": "out", "type": "Dense", "units": 2}]}}
+    data = {
+        "model": {
+            "inputs": {"x": {"shape": [4]}},
+            "layers": [{"type": "Dense", "units": 8}, {"name": "out", "type": "Dense", "units": 2}],
+        }
+    }
     with pytest.raises(SpecError) as err:
         load(data, [override])
     assert message in str(err.value)
@@ -178,16 +228,24 @@ def test_bad_overrides(override, message):
 
 def test_yaml_details(tmp_path):
     """1e-3 is a float (YAML 1.2), duplicate keys are errors, anchors work."""
-    path = write(tmp_path, "s.yaml", """\
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """\
         optimizer: {type: Adam, learning_rate: 1e-3}
         model:
           inputs: {x: {shape: [4]}}
           layers:
             - &d {type: Dense, units: 4}
             - *d
-        """)
+        """,
+    )
     spec = load(path)
     assert spec.optimizer.learning_rate == 0.001 and len(spec.model.layers) == 2
-    dup = write(tmp_path, "d.yaml", "seed: 1\nseed: 2\nmodel: {inputs: {x: {shape: [1]}}, layers: [{type: Flatten}]}\n")
+    dup = write(
+        tmp_path,
+        "d.yaml",
+        "seed: 1\nseed: 2\nmodel: {inputs: {x: {shape: [1]}}, layers: [{type: Flatten}]}\n",
+    )
     with pytest.raises(SpecError, match="d.yaml:2:1: seed: duplicate key 'seed'"):
         load(dup)

@@ -297,8 +297,9 @@ def test_split_matches_keras(n: int, fraction: float) -> None:
 
 def test_split_last_is_keras_tail_split(tmp_path: Path) -> None:
     name = npz(tmp_path, **xy(10))
-    ds = load({"train": {"type": "npz", "path": name}, "validation_split": 0.3, "split": "last"},
-              tmp_path)
+    ds = load(
+        {"train": {"type": "npz", "path": name}, "validation_split": 0.3, "split": "last"}, tmp_path
+    )
     assert ds.validation.targets["y"].tolist() == (np.arange(7, 10) % 3).tolist()
     assert len(ds.train) == 7
 

@@ -36,12 +36,17 @@ def test_schema_has_field_descriptions(schema):
     assert "description" in schema["properties"]["seed"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "unit": 3}]}},
-    {"model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "units": 0}]}},
-    {"model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "units": 3}]},
-     "optimiser": {"type": "Adam"}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "unit": 3}]}},
+        {"model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "units": 0}]}},
+        {
+            "model": {"inputs": {"x": {"shape": [4]}}, "layers": [{"type": "Dense", "units": 3}]},
+            "optimiser": {"type": "Adam"},
+        },
+    ],
+)
 def test_json_schema_rejects_mistakes(schema, bad):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)

@@ -24,25 +24,37 @@ sys.exit(code or 0)
 """
 
 
-@pytest.mark.parametrize("args", [
-    ["--help"],
-    ["check", "specs/text_classifier.yaml", "specs/resnet_small.yaml"],
-    ["summary", "specs/transformer_encoder.yaml"],
-    ["summary", "--format", "json", "specs/text_classifier.yaml"],
-    ["schema"],
-    ["check", "tests/data/bad_spec.yaml"],
-], ids=["help", "check", "summary", "summary_json", "schema", "check_failing"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["check", "specs/text_classifier.yaml", "specs/resnet_small.yaml"],
+        ["summary", "specs/transformer_encoder.yaml"],
+        ["summary", "--format", "json", "specs/text_classifier.yaml"],
+        ["schema"],
+        ["check", "tests/data/bad_spec.yaml"],
+    ],
+    ids=["help", "check", "summary", "summary_json", "schema", "check_failing"],
+)
 def test_light_commands_do_not_import_jax(root, args):
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)],
-                          cwd=root, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode in (0, 2), proc.stderr
     heavy_line = [line for line in proc.stderr.splitlines() if line.startswith("HEAVY=")]
     assert heavy_line == ["HEAVY="], proc.stderr[-2000:]
 
 
 def test_package_import_is_light(root):
-    code = ("import sys, modelspec, modelspec.schema.spec; "
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
-                         timeout=60)
+    code = (
+        "import sys, modelspec, modelspec.schema.spec; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip() == "[]", out.stderr

@@ -12,17 +12,28 @@ from hypothesis import strategies as st
 from modelspec import SpecError, load
 from tests.conftest import ROOT
 
-BASES = {p.name: yaml.safe_load(p.read_text()) for p in sorted(ROOT.glob("specs/*.yaml"))
-         if "extends" not in p.read_text()}
+BASES = {
+    p.name: yaml.safe_load(p.read_text())
+    for p in sorted(ROOT.glob("specs/*.yaml"))
+    if "extends" not in p.read_text()
+}
 TEXTS = {p.name: p.read_text() for p in sorted(ROOT.glob("specs/*.yaml"))}
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 300), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8), st.sampled_from(["Dense", "relu", "same", "x", "${filters}", "seq", "-1"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 300),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["Dense", "relu", "same", "x", "${filters}", "seq", "-1"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-    max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 def paths(node, prefix=()):
@@ -82,8 +93,27 @@ def test_mutated_specs_are_valid_or_positioned(data):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(sorted(TEXTS)), st.integers(0, 10_000), st.sampled_from(
-    [":", "{", "}", "[", "-", " ", "\t", "\n", "!!python/name:os.system ", "&a ", "*a", "'", "#"]))
+@given(
+    st.sampled_from(sorted(TEXTS)),
+    st.integers(0, 10_000),
+    st.sampled_from(
+        [
+            ":",
+            "{",
+            "}",
+            "[",
+            "-",
+            " ",
+            "\t",
+            "\n",
+            "!!python/name:os.system ",
+            "&a ",
+            "*a",
+            "'",
+            "#",
+        ]
+    ),
+)
 def test_corrupted_yaml_text_is_valid_or_positioned(tmp_path_factory, name, pos, junk):
     text = TEXTS[name]
     pos %= len(text)

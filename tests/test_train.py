@@ -21,8 +21,12 @@ from modelspec.runtime.session import open_session
 from tests.conftest import ROOT
 
 EXAMPLE = str(ROOT / "examples/digits/cnn.yaml")
-ENV = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-       "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+ENV = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    "JAX_PLATFORMS": "cpu",
+    "PYTHONPATH": str(ROOT),
+}
 
 
 def read_jsonl(path):
@@ -51,9 +55,18 @@ def test_digits_example_trains_to_target(tmp_path):
     assert any((tmp_path / "run/tensorboard").iterdir())
 
 
-SLOW = ["--set", "model.layers[2].filters=96", "--set", "model.layers[4].filters=192",
-        "--set", "train.epochs=3", "--set", "checkpoint.save_every_steps=8",
-        "--set", "train.callbacks=[]"]
+SLOW = [
+    "--set",
+    "model.layers[2].filters=96",
+    "--set",
+    "model.layers[4].filters=192",
+    "--set",
+    "train.epochs=3",
+    "--set",
+    "checkpoint.save_every_steps=8",
+    "--set",
+    "train.callbacks=[]",
+]
 
 
 def _train_cmd(run_dir):
@@ -66,8 +79,9 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path):
     subprocess.run(_train_cmd(full), env=ENV, check=True, capture_output=True, timeout=600)
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(_train_cmd(cut), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(cut), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     ckdir = cut / "checkpoints"
     while time.time() < deadline:
@@ -79,8 +93,9 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path):
     proc.wait()
     ckpt = Checkpointer(ckdir, max_to_keep=None, async_save=False)
     killed_at = ckpt.latest_step()
-    assert killed_at is not None and not ckpt.read_meta(killed_at)["finished"], \
+    assert killed_at is not None and not ckpt.read_meta(killed_at)["finished"], (
         "the run finished before it could be killed"
+    )
     ckpt.close()
 
     rerun = subprocess.run(_train_cmd(cut), env=ENV, capture_output=True, text=True, timeout=600)
@@ -99,15 +114,17 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path):
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("short") / "run"
-    result = CliRunner().invoke(app, ["train", EXAMPLE, "--run-dir", str(run),
-                                      "--set", "train.epochs=2"])
+    result = CliRunner().invoke(
+        app, ["train", EXAMPLE, "--run-dir", str(run), "--set", "train.epochs=2"]
+    )
     assert result.exit_code == 0, result.output
     return run
 
 
 def test_evaluate_reproduces_final_val_loss(short_run):
-    result = CliRunner().invoke(app, ["evaluate", EXAMPLE, "--run-dir", str(short_run),
-                                      "--set", "train.epochs=2"])
+    result = CliRunner().invoke(
+        app, ["evaluate", EXAMPLE, "--run-dir", str(short_run), "--set", "train.epochs=2"]
+    )
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)
     last = read_jsonl(short_run / "metrics.jsonl")[-1]
@@ -119,23 +136,57 @@ def test_predict_writes_named_outputs(short_run, tmp_path):
     from sklearn.datasets import load_digits
 
     np.savez(tmp_path / "x.npz", pixels=load_digits().data[:70])
-    result = CliRunner().invoke(app, ["predict", EXAMPLE, "--run-dir", str(short_run),
-                                      "--input", str(tmp_path / "x.npz"),
-                                      "--output", str(tmp_path / "y.npz")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            EXAMPLE,
+            "--run-dir",
+            str(short_run),
+            "--input",
+            str(tmp_path / "x.npz"),
+            "--output",
+            str(tmp_path / "y.npz"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = np.load(tmp_path / "y.npz")
     assert out.files == ["dense"] and out["dense"].shape == (70, 10)
     np.savez(tmp_path / "bad.npz", image=load_digits().data[:5])
-    bad = CliRunner().invoke(app, ["predict", EXAMPLE, "--run-dir", str(short_run),
-                                   "--input", str(tmp_path / "bad.npz"), "--output", str(tmp_path / "z.npz")])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            EXAMPLE,
+            "--run-dir",
+            str(short_run),
+            "--input",
+            str(tmp_path / "bad.npz"),
+            "--output",
+            str(tmp_path / "z.npz"),
+        ],
+    )
     assert bad.exit_code == 2 and "no array named 'pixels'" in bad.stderr
 
 
 def test_rerun_of_finished_run_and_incompatible_spec(short_run):
-    again = CliRunner().invoke(app, ["train", EXAMPLE, "--run-dir", str(short_run), "--set", "train.epochs=2"])
+    again = CliRunner().invoke(
+        app, ["train", EXAMPLE, "--run-dir", str(short_run), "--set", "train.epochs=2"]
+    )
     assert again.exit_code == 0 and "Resuming from step" in again.stdout
-    changed = CliRunner().invoke(app, ["train", EXAMPLE, "--run-dir", str(short_run),
-                                       "--set", "train.epochs=2", "--set", "model.layers[2].filters=8"])
+    changed = CliRunner().invoke(
+        app,
+        [
+            "train",
+            EXAMPLE,
+            "--run-dir",
+            str(short_run),
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "model.layers[2].filters=8",
+        ],
+    )
     assert changed.exit_code == 2
     assert "does not fit this spec" in changed.stderr and "--restart" in changed.stderr
 
@@ -156,14 +207,26 @@ loss: {{type: SparseCategoricalCrossentropy, from_logits: true}}
     return spec
 
 
-@pytest.mark.parametrize("arrays,extra,expected", [
-    ({"pixels": np.zeros((8, 5)), "y": np.zeros(8, int)}, "",
-     "array 'pixels' has shape (N, 5) but model input 'pixels' expects (None, 4)"),
-    ({"pixels": np.zeros((8, 4)), "y": np.arange(8)}, "",
-     "labels in array 'y' range from 0 to 7"),
-    ({"images": np.zeros((8, 4)), "y": np.zeros(8, int)}, ", inputs: {pixels: image}",
-     "Did you mean 'images'?"),
-])
+@pytest.mark.parametrize(
+    "arrays,extra,expected",
+    [
+        (
+            {"pixels": np.zeros((8, 5)), "y": np.zeros(8, int)},
+            "",
+            "array 'pixels' has shape (N, 5) but model input 'pixels' expects (None, 4)",
+        ),
+        (
+            {"pixels": np.zeros((8, 4)), "y": np.arange(8)},
+            "",
+            "labels in array 'y' range from 0 to 7",
+        ),
+        (
+            {"images": np.zeros((8, 4)), "y": np.zeros(8, int)},
+            ", inputs: {pixels: image}",
+            "Did you mean 'images'?",
+        ),
+    ],
+)
 def test_bad_data_fails_before_step_one(tmp_path, monkeypatch, arrays, extra, expected):
     spec = write_npz_spec(tmp_path, arrays, extra)
     monkeypatch.chdir(tmp_path)
@@ -178,9 +241,23 @@ def test_progress_bar_on_a_tty(tmp_path):
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "modelspec", "train", EXAMPLE, "--run-dir",
-                             str(tmp_path / "r"), "--set", "train.epochs=2"],
-                            stdin=slave, stdout=slave, stderr=slave, env={**ENV, "COLUMNS": "120"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelspec",
+            "train",
+            EXAMPLE,
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "train.epochs=2",
+        ],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**ENV, "COLUMNS": "120"},
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -201,12 +278,17 @@ def test_progress_bar_on_a_tty(tmp_path):
 def test_callbacks_early_stopping_and_reduce_lr(tmp_path):
     from modelspec.runtime.trainer import train
 
-    history = train(EXAMPLE, tmp_path / "cb", [
-        "train.epochs=6",
-        "optimizer={type: SGD, learning_rate: 0.0}",
-        "train.callbacks=[{type: EarlyStopping, monitor: val_loss, patience: 2, min_delta: 0.1}, "
-        "{type: ReduceLROnPlateau, monitor: val_loss, patience: 1, factor: 0.5}]",
-    ], progress=False)
+    history = train(
+        EXAMPLE,
+        tmp_path / "cb",
+        [
+            "train.epochs=6",
+            "optimizer={type: SGD, learning_rate: 0.0}",
+            "train.callbacks=[{type: EarlyStopping, monitor: val_loss, patience: 2, min_delta: 0.1}, "
+            "{type: ReduceLROnPlateau, monitor: val_loss, patience: 1, factor: 0.5}]",
+        ],
+        progress=False,
+    )
     assert len(history.epochs) == 3  # no improvement after epoch 1 -> stops at epoch 3
 
 
@@ -215,7 +297,9 @@ def test_steps_per_execution_matches_single_steps(tmp_path):
 
     common = ["train.epochs=2", "train.callbacks=[]", "model.layers[6].rate=0.0"]
     one = train(EXAMPLE, tmp_path / "one", common, progress=False)
-    four = train(EXAMPLE, tmp_path / "four", [*common, "train.steps_per_execution=4"], progress=False)
+    four = train(
+        EXAMPLE, tmp_path / "four", [*common, "train.steps_per_execution=4"], progress=False
+    )
     for a, b in zip(one.epochs, four.epochs, strict=True):
         assert a["step"] == b["step"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -225,9 +309,12 @@ def test_steps_per_execution_matches_single_steps(tmp_path):
 def test_terminate_on_nan_keeps_last_good_checkpoint(tmp_path):
     from modelspec.runtime.trainer import train
 
-    history = train(EXAMPLE, tmp_path / "nan", [
-        "train.epochs=3", "train.callbacks=[]",
-        "optimizer={type: SGD, learning_rate: 1.0e+30}"], progress=False)
+    history = train(
+        EXAMPLE,
+        tmp_path / "nan",
+        ["train.epochs=3", "train.callbacks=[]", "optimizer={type: SGD, learning_rate: 1.0e+30}"],
+        progress=False,
+    )
     assert len(history.epochs) == 0
     ckpt = Checkpointer(tmp_path / "nan/checkpoints", max_to_keep=None, async_save=False)
     assert ckpt.latest_step() is None or not ckpt.read_meta(ckpt.latest_step())["finished"]

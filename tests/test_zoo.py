@@ -40,8 +40,15 @@ def test_spec_checks_compiles_and_matches_keras(path):
     x = inputs_for(spec)
     fwd = jax.jit(apply, static_argnames="training")
     for training in (False, True):
-        outs, _, _ = fwd(state.graphdef, state.params, state.batch_stats, state.rng, state.frozen,
-                         {k: jnp.asarray(v) for k, v in x.items()}, training=training)
+        outs, _, _ = fwd(
+            state.graphdef,
+            state.params,
+            state.batch_stats,
+            state.rng,
+            state.frozen,
+            {k: jnp.asarray(v) for k, v in x.items()},
+            training=training,
+        )
         for layer in info["layers"]:
             if layer["name"] in outs:
                 want = tuple(2 if d is None else d for d in layer["output_shape"])
@@ -52,8 +59,15 @@ def test_spec_checks_compiles_and_matches_keras(path):
     assert info["total_params"] == twin.count_params()
     assert info["trainable_params"] == sum(int(np.prod(v.shape)) for v in twin.trainable_weights)
     copy_weights(state, layers)
-    ours, _, _ = fwd(state.graphdef, state.params, state.batch_stats, state.rng, state.frozen,
-                     {k: jnp.asarray(v) for k, v in x.items()}, training=False)
+    ours, _, _ = fwd(
+        state.graphdef,
+        state.params,
+        state.batch_stats,
+        state.rng,
+        state.frozen,
+        {k: jnp.asarray(v) for k, v in x.items()},
+        training=False,
+    )
     theirs = twin([x[n] for n in spec.model.inputs], training=False)
     theirs = theirs if isinstance(theirs, list | tuple) else [theirs]
     for name, ref in zip(info["outputs"], theirs, strict=True):
@@ -65,7 +79,9 @@ def test_text_classifier_total_params_is_keras_count():
     spec = load(ROOT / "specs/text_classifier.yaml")
     twin, _ = keras_twin(spec)
     assert twin.count_params() == 113922
-    result = CliRunner().invoke(app, ["summary", "--format", "json", str(ROOT / "specs/text_classifier.yaml")])
+    result = CliRunner().invoke(
+        app, ["summary", "--format", "json", str(ROOT / "specs/text_classifier.yaml")]
+    )
     import json
 
     info = json.loads(result.stdout)
@@ -74,8 +90,9 @@ def test_text_classifier_total_params_is_keras_count():
 
 
 def test_build_api_and_param_separation():
-    import modelspec
     from flax import nnx
+
+    import modelspec
 
     model = modelspec.build(ROOT / "specs/resnet_small.yaml", seed=1)
     state = split(model)
@@ -88,6 +105,12 @@ def test_build_api_and_param_separation():
     assert kernel.get_metadata()["logical_axes"] == (None, None, "conv_in", "conv_out")
     assert state.params["layers"]["stages/0/conv_a"]["kernel"].shape == (3, 3, 16, 16)
     again = split(modelspec.build(ROOT / "specs/resnet_small.yaml", seed=1))
-    assert all(bool(jnp.array_equal(a, b)) for a, b in zip(
-        jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(again.params), strict=True))
+    assert all(
+        bool(jnp.array_equal(a, b))
+        for a, b in zip(
+            jax.tree_util.tree_leaves(state.params),
+            jax.tree_util.tree_leaves(again.params),
+            strict=True,
+        )
+    )
     assert isinstance(model, nnx.Module)

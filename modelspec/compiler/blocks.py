@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelspec.errors import Diagnostic, Path, did_you_mean, format_path, short_repr
+from modelspec.errors import Path, did_you_mean, format_path, short_repr
 from modelspec.schema.layers import LAYER_TYPES
 
 _WHOLE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -59,7 +59,9 @@ def expand(data: dict[str, Any]) -> Expansion:
     if not isinstance(model, dict) or not isinstance(model.get("layers"), list):
         return Expansion(layers=[])
     items = model["layers"]
-    explicit = {it["name"] for it in items if isinstance(it, dict) and isinstance(it.get("name"), str)}
+    explicit = {
+        it["name"] for it in items if isinstance(it, dict) and isinstance(it.get("name"), str)
+    }
     if isinstance(model.get("inputs"), dict):
         explicit |= set(model["inputs"])
     ex = Expansion(layers=[])
@@ -69,7 +71,11 @@ def expand(data: dict[str, Any]) -> Expansion:
     for i, item in enumerate(items):
         src = ("model", "layers", i)
         if isinstance(item, dict) and isinstance(item.get("type"), str) and item["type"] in blocks:
-            name = item.get("name") if isinstance(item.get("name"), str) else namer.new(snake(item["type"]))
+            name = (
+                item.get("name")
+                if isinstance(item.get("name"), str)
+                else namer.new(snake(item["type"]))
+            )
             prev = _last_output(ex, after_block)
             out = _expand_call(ex, blocks, item, src, name, prev, depth=0, stack=())
             aliases[name] = out
@@ -83,7 +89,7 @@ def expand(data: dict[str, Any]) -> Expansion:
                 item["inputs"] = after_block
         _place(ex, item, src)
         after_block = None
-    for j, item in enumerate(ex.layers):
+    for item in ex.layers:
         if isinstance(item, dict) and "inputs" in item:
             item["inputs"] = _rename(item["inputs"], aliases)
     if isinstance(model.get("outputs"), list):
@@ -120,8 +126,9 @@ def _rename(ref: Any, names: dict[str, str]) -> Any:
     return ref
 
 
-def _expand_call(ex, blocks, call, src: Path, name: str, prev: str | None, *, depth: int,
-                 stack: tuple[str, ...]) -> str:
+def _expand_call(
+    ex, blocks, call, src: Path, name: str, prev: str | None, *, depth: int, stack: tuple[str, ...]
+) -> str:
     """Expand one block use; returns the name of the layer holding its output."""
     bname = call["type"]
     block = blocks[bname]
@@ -136,13 +143,27 @@ def _expand_call(ex, blocks, call, src: Path, name: str, prev: str | None, *, de
     args = {k: v for k, v in call.items() if k not in _CALL_KEYS}
     for key in args:
         if key not in params:
-            ex.errors.append(((*src, key), f"unknown argument '{key}' for block '{bname}'",
-                              {"received": f"{key}={short_repr(args[key])}",
-                               "hint": did_you_mean(key, params) or _valid(params)}))
+            ex.errors.append(
+                (
+                    (*src, key),
+                    f"unknown argument '{key}' for block '{bname}'",
+                    {
+                        "received": f"{key}={short_repr(args[key])}",
+                        "hint": did_you_mean(key, params) or _valid(params),
+                    },
+                )
+            )
     reps = call.get("repeat", 1)
-    if isinstance(reps, bool) or not (isinstance(reps, int) and reps >= 1 or isinstance(reps, list) and reps):
-        ex.errors.append(((*src, "repeat"), "repeat must be a positive integer or a non-empty "
-                          "list of per-repetition arguments", {"received": f"repeat={short_repr(reps)}"}))
+    if isinstance(reps, bool) or not (
+        isinstance(reps, int) and reps >= 1 or isinstance(reps, list) and reps
+    ):
+        ex.errors.append(
+            (
+                (*src, "repeat"),
+                "repeat must be a positive integer or a non-empty list of per-repetition arguments",
+                {"received": f"repeat={short_repr(reps)}"},
+            )
+        )
         return name
     rep_args = [{} for _ in range(reps)] if isinstance(reps, int) else reps
     entry = _entry_refs(ex, call, src, block_inputs, prev, bname)
@@ -154,21 +175,40 @@ def _expand_call(ex, blocks, call, src: Path, name: str, prev: str | None, *, de
         for p in args:
             values[p] = (args[p], (*src, p))
         if not isinstance(extra, dict):
-            ex.errors.append(((*src, "repeat", r), "each repetition is a mapping of arguments",
-                              {"received": short_repr(extra)}))
+            ex.errors.append(
+                (
+                    (*src, "repeat", r),
+                    "each repetition is a mapping of arguments",
+                    {"received": short_repr(extra)},
+                )
+            )
             extra = {}
         for p, v in extra.items():
             if p not in params:
-                ex.errors.append(((*src, "repeat", r, p), f"unknown argument '{p}' for block '{bname}'",
-                                  {"hint": did_you_mean(p, params) or _valid(params)}))
+                ex.errors.append(
+                    (
+                        (*src, "repeat", r, p),
+                        f"unknown argument '{p}' for block '{bname}'",
+                        {"hint": did_you_mean(p, params) or _valid(params)},
+                    )
+                )
             values[p] = (v, (*src, "repeat", r, p))
-        missing = [p for p, (v, _) in values.items() if v is None and p not in args and p not in extra]
+        missing = [
+            p for p, (v, _) in values.items() if v is None and p not in args and p not in extra
+        ]
         for p in missing:
-            ex.errors.append((src, f"missing required argument '{p}' for block '{bname}'",
-                              {"hint": f"Add `{p}: ...` to this use of '{bname}'."}))
+            ex.errors.append(
+                (
+                    src,
+                    f"missing required argument '{p}' for block '{bname}'",
+                    {"hint": f"Add `{p}: ...` to this use of '{bname}'."},
+                )
+            )
         values["index"] = (r, src)
         prefix = f"{name}/{r}" if len(rep_args) > 1 else name
-        out = _expand_body(ex, blocks, block, bname, prefix, entry, values, depth, (*stack, bname), call)
+        out = _expand_body(
+            ex, blocks, block, bname, prefix, entry, values, depth, (*stack, bname), call
+        )
         entry = [out, *entry[1:]]
     return out
 
@@ -181,32 +221,61 @@ def _entry_refs(ex, call, src, block_inputs, prev, bname) -> list[str | None]:
     given = call.get("inputs")
     if given is None:
         if len(block_inputs) > 1:
-            ex.errors.append(((*src,), f"block '{bname}' takes {len(block_inputs)} inputs "
-                              f"({', '.join(block_inputs)}); name them in `inputs`", {}))
+            ex.errors.append(
+                (
+                    (*src,),
+                    f"block '{bname}' takes {len(block_inputs)} inputs "
+                    f"({', '.join(block_inputs)}); name them in `inputs`",
+                    {},
+                )
+            )
         return [prev] + [None] * (len(block_inputs) - 1)
     if isinstance(given, str):
         given = [given]
     if isinstance(given, dict):
         unknown = [k for k in given if k not in block_inputs]
         for k in unknown:
-            ex.errors.append(((*src, "inputs", k), f"block '{bname}' has no input '{k}'",
-                              {"hint": did_you_mean(k, block_inputs) or _valid(dict.fromkeys(block_inputs))}))
+            ex.errors.append(
+                (
+                    (*src, "inputs", k),
+                    f"block '{bname}' has no input '{k}'",
+                    {"hint": did_you_mean(k, block_inputs) or _valid(dict.fromkeys(block_inputs))},
+                )
+            )
         return [given.get(b) for b in block_inputs]
     if isinstance(given, list) and len(given) != len(block_inputs):
-        ex.errors.append(((*src, "inputs"), f"block '{bname}' takes {len(block_inputs)} inputs",
-                          {"received": short_repr(given)}))
-    return (list(given) + [None] * len(block_inputs))[: len(block_inputs)] if isinstance(given, list) else [prev]
+        ex.errors.append(
+            (
+                (*src, "inputs"),
+                f"block '{bname}' takes {len(block_inputs)} inputs",
+                {"received": short_repr(given)},
+            )
+        )
+    return (
+        (list(given) + [None] * len(block_inputs))[: len(block_inputs)]
+        if isinstance(given, list)
+        else [prev]
+    )
 
 
 def _expand_body(ex, blocks, block, bname, prefix, entry, values, depth, stack, call) -> str:
     block_inputs = block.get("inputs") if isinstance(block.get("inputs"), list) else ["x"]
     inner = block["layers"]
     names = {b: ref for b, ref in zip(block_inputs, entry, strict=False) if ref is not None}
-    namer = _Namer({it["name"] for it in inner if isinstance(it, dict) and isinstance(it.get("name"), str)})
-    local = [it.get("name") if isinstance(it, dict) and isinstance(it.get("name"), str)
-             else (namer.new(snake(it["type"])) if isinstance(it, dict) and isinstance(it.get("type"), str)
-                   else f"#{k}") for k, it in enumerate(inner)]
-    for k, lname in enumerate(local):
+    namer = _Namer(
+        {it["name"] for it in inner if isinstance(it, dict) and isinstance(it.get("name"), str)}
+    )
+    local = [
+        it.get("name")
+        if isinstance(it, dict) and isinstance(it.get("name"), str)
+        else (
+            namer.new(snake(it["type"]))
+            if isinstance(it, dict) and isinstance(it.get("type"), str)
+            else f"#{k}"
+        )
+        for k, it in enumerate(inner)
+    ]
+    for lname in local:
         names[lname] = f"{prefix}/{lname}"
     prev = entry[0]
     last = prev
@@ -234,8 +303,13 @@ def _expand_body(ex, blocks, block, bname, prefix, entry, values, depth, stack, 
     output = block.get("output")
     if isinstance(output, str):
         if output not in local:
-            ex.errors.append((("blocks", bname, "output"), f"block '{bname}' has no layer '{output}'",
-                              {"hint": did_you_mean(output, local)}))
+            ex.errors.append(
+                (
+                    ("blocks", bname, "output"),
+                    f"block '{bname}' has no layer '{output}'",
+                    {"hint": did_you_mean(output, local)},
+                )
+            )
             return last or prefix
         return names[output]
     return last or prefix
@@ -244,9 +318,16 @@ def _expand_body(ex, blocks, block, bname, prefix, entry, values, depth, stack, 
 def _inner_refs(ex, ref, names, path, bname):
     if isinstance(ref, str):
         if ref not in names:
-            ex.errors.append((path, f"unknown reference '{ref}' in block '{bname}'",
-                              {"received": repr(ref),
-                               "hint": did_you_mean(ref, names) or _valid(dict.fromkeys(names))}))
+            ex.errors.append(
+                (
+                    path,
+                    f"unknown reference '{ref}' in block '{bname}'",
+                    {
+                        "received": repr(ref),
+                        "hint": did_you_mean(ref, names) or _valid(dict.fromkeys(names)),
+                    },
+                )
+            )
             return ref
         return names[ref]
     if isinstance(ref, list):
@@ -285,8 +366,13 @@ def _substitute(ex, item, bsrc: Path, values) -> tuple[dict, dict[str, Path]]:
         return value
 
     def _unknown(key: str, path: Path) -> None:
-        ex.errors.append((path, f"unknown block parameter '${{{key}}}'",
-                          {"hint": did_you_mean(key, values) or _valid(values)}))
+        ex.errors.append(
+            (
+                path,
+                f"unknown block parameter '${{{key}}}'",
+                {"hint": did_you_mean(key, values) or _valid(values)},
+            )
+        )
 
     out = {k: sub(v, (*bsrc, k), k) for k, v in item.items()}
     return out, fields

@@ -34,8 +34,14 @@ def read_document(file: FsPath, _chain: tuple[FsPath, ...] = ()) -> Document:
     doc = parse_text(text, shown)
     if not isinstance(doc.data, dict):
         raise SpecError.single(
-            Diagnostic(shown, 1, 1, "<document>", "a spec must be a mapping of sections",
-                       received=type(doc.data).__name__)
+            Diagnostic(
+                shown,
+                1,
+                1,
+                "<document>",
+                "a spec must be a mapping of sections",
+                received=type(doc.data).__name__,
+            )
         )
     bases = doc.data.pop("extends", None)
     if bases is None:
@@ -46,13 +52,20 @@ def read_document(file: FsPath, _chain: tuple[FsPath, ...] = ()) -> Document:
         at = ("extends", i) if isinstance(bases, list) else ("extends",)
         pos = doc.values.get(at, (shown, 1, 1))
         if not isinstance(name, str):
-            raise SpecError.single(Diagnostic(*pos, format_path(at), "must be a file path",
-                                              received=repr(name)))
-        base_file = (file.parent / name)
+            raise SpecError.single(
+                Diagnostic(*pos, format_path(at), "must be a file path", received=repr(name))
+            )
+        base_file = file.parent / name
         if not base_file.exists():
-            raise SpecError.single(Diagnostic(*pos, format_path(at), "base spec not found",
-                                              received=repr(name),
-                                              hint="Paths are relative to this file."))
+            raise SpecError.single(
+                Diagnostic(
+                    *pos,
+                    format_path(at),
+                    "base spec not found",
+                    received=repr(name),
+                    hint="Paths are relative to this file.",
+                )
+            )
         base = read_document(base_file, (*_chain, file))
         merged = base if merged is None else merge(merged, base)
     assert merged is not None
@@ -107,8 +120,16 @@ def apply_overrides(doc: Document, overrides: list[str]) -> Document:
     for text in overrides:
         where = f"--set '{text}'"
         if "=" not in text:
-            errors.append(Diagnostic(where, 0, 0, "<override>", "an override is `path.to.field=value`",
-                                     received=repr(text)))
+            errors.append(
+                Diagnostic(
+                    where,
+                    0,
+                    0,
+                    "<override>",
+                    "an override is `path.to.field=value`",
+                    received=repr(text),
+                )
+            )
             continue
         dotted, raw = text.split("=", 1)
         try:
@@ -153,8 +174,10 @@ def _resolve_path(data: Any, dotted: str) -> Path:
         if isinstance(node, list):
             part = _list_index(node, part, path)
         path.append(part)
-        node = node[part] if isinstance(node, list) else (
-            node.get(part) if isinstance(node, dict) else None
+        node = (
+            node[part]
+            if isinstance(node, list)
+            else (node.get(part) if isinstance(node, dict) else None)
         )
     return tuple(path)
 
@@ -164,15 +187,18 @@ def _list_index(items: list, part: str | int, path: list) -> int:
         part = int(part)
     if isinstance(part, int):
         if not -len(items) <= part < len(items):
-            raise _OverrideError(f"index {part} is out of range for {format_path(tuple(path))} "
-                                 f"({len(items)} items)")
+            raise _OverrideError(
+                f"index {part} is out of range for {format_path(tuple(path))} ({len(items)} items)"
+            )
         return part % len(items)
     names = [i.get("name") for i in items if isinstance(i, dict)]
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("name") == part:
             return i
-    raise _OverrideError(f"no item named {part!r} in {format_path(tuple(path))}",
-                         hint=did_you_mean(part, [n for n in names if n]))
+    raise _OverrideError(
+        f"no item named {part!r} in {format_path(tuple(path))}",
+        hint=did_you_mean(part, [n for n in names if n]),
+    )
 
 
 def _assign(data: Any, path: Path, value: Any) -> None:

@@ -20,8 +20,14 @@ Locate = Callable[[Path, bool], tuple[str, int, int]]
 """locate(path, key=False) -> (file, line, col) of a value (or of its mapping key)."""
 
 _TYPE_WORDS = {
-    "int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
-    "list": "a list", "dict": "a mapping", "model": "a mapping", "tuple": "a list",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "tuple": "a list",
 }
 
 
@@ -46,9 +52,11 @@ def data_path(loc: tuple, data: Any) -> tuple[Path, list[str]]:
 
 
 def _is_label(part: str, node: dict) -> bool:
-    return part == node.get("type") or "[" in part or part in {"str", "int", "float", "bool",
-                                                                "list", "dict", "none"} or (
-        part[:1].isupper() and part not in node
+    return (
+        part == node.get("type")
+        or "[" in part
+        or part in {"str", "int", "float", "bool", "list", "dict", "none"}
+        or (part[:1].isupper() and part not in node)
     )
 
 
@@ -80,7 +88,9 @@ def model_fields_at(root: type[BaseModel], data: Any, path: Path) -> list[str] |
 
 
 def _has(node: Any, part: Any) -> bool:
-    return (part in node) if isinstance(node, dict) else (isinstance(part, int) and part < len(node))
+    return (
+        (part in node) if isinstance(node, dict) else (isinstance(part, int) and part < len(node))
+    )
 
 
 def _args(tp: Any) -> tuple:
@@ -118,8 +128,13 @@ def _container_item(tp: Any) -> Any:
     return None
 
 
-def diagnostics(exc: ValidationError, data: Any, root: type[BaseModel], locate: Locate,
-                type_choices: list[str] | None = None) -> list[Diagnostic]:
+def diagnostics(
+    exc: ValidationError,
+    data: Any,
+    root: type[BaseModel],
+    locate: Locate,
+    type_choices: list[str] | None = None,
+) -> list[Diagnostic]:
     """All errors of one validation, reworded and positioned."""
     groups: dict[Path, dict[str, list[tuple[Path, dict]]]] = {}
     order: list[Path] = []
@@ -144,7 +159,12 @@ def _branch_depth(loc: tuple, data: Any) -> int:
     """Depth of the data path at which the first union label appears."""
     node, depth = data, 0
     for part in loc:
-        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+        if (
+            isinstance(node, dict)
+            and part in node
+            or isinstance(node, list)
+            and isinstance(part, int)
+        ):
             node = node[part] if _has(node, part) else None
             depth += 1
         else:
@@ -165,10 +185,23 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
 def _kind(path: Path) -> str:
     if len(path) >= 2 and path[:2] == ("model", "layers"):
         return "layer"
-    return {"optimizer": "optimizer", "loss": "loss", "metrics": "metric", "data": "data source",
-            "callbacks": "callback"}.get(
-        next((p for p in reversed(path) if isinstance(p, str) and p in
-              {"optimizer", "loss", "metrics", "data", "callbacks"}), ""), "")
+    return {
+        "optimizer": "optimizer",
+        "loss": "loss",
+        "metrics": "metric",
+        "data": "data source",
+        "callbacks": "callback",
+    }.get(
+        next(
+            (
+                p
+                for p in reversed(path)
+                if isinstance(p, str) and p in {"optimizer", "loss", "metrics", "data", "callbacks"}
+            ),
+            "",
+        ),
+        "",
+    )
 
 
 def _owner(data: Any, path: Path) -> str:
@@ -182,8 +215,11 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
     etype, ctx = err["type"], err.get("ctx") or {}
     field = path[-1] if path and isinstance(path[-1], str) else None
     value = err.get("input")
-    received = None if value is None and etype == "missing" else (
-        f"{field}={short_repr(value)}" if field else short_repr(value))
+    received = (
+        None
+        if value is None and etype == "missing"
+        else (f"{field}={short_repr(value)}" if field else short_repr(value))
+    )
     hint: str | None = None
     at_key = False
     if etype in ("union_tag_invalid", "union_tag_not_found"):
@@ -203,8 +239,9 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         names = model_fields_at(root, data, path[:-1]) or []
         names = [n for n in names if n != "type"]
         msg = f"unknown argument '{field}'{_owner(data, path)}"
-        hint = did_you_mean(str(field), names) or ("Valid arguments: " + ", ".join(names) + "."
-                                                   if names else None)
+        hint = did_you_mean(str(field), names) or (
+            "Valid arguments: " + ", ".join(names) + "." if names else None
+        )
         at_key = True
     elif etype == "missing":
         msg = f"missing required argument '{field}'{_owner(data, path)}"
@@ -213,10 +250,22 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         pos = locate(path[:-1], False)
         return Diagnostic(pos[0], pos[1], pos[2], format_path(path), msg, received, hint)
     elif etype == "literal_error":
-        expected = [e.strip().strip("'") for e in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")]
-        word = "activation" if field and "activation" in str(field) else (
-            "initializer" if field and "initializer" in str(field) else None)
-        msg = f"unknown {word} '{value}'" if word else "must be one of " + ", ".join(f"'{e}'" for e in expected[:8]) + ("..." if len(expected) > 8 else "")
+        expected = [
+            e.strip().strip("'")
+            for e in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")
+        ]
+        word = (
+            "activation"
+            if field and "activation" in str(field)
+            else ("initializer" if field and "initializer" in str(field) else None)
+        )
+        msg = (
+            f"unknown {word} '{value}'"
+            if word
+            else "must be one of "
+            + ", ".join(f"'{e}'" for e in expected[:8])
+            + ("..." if len(expected) > 8 else "")
+        )
         hint = choices_hint(value, expected)
     elif etype.endswith("_type") or etype.endswith("_parsing") or etype in ("int_from_float",):
         word = _TYPE_WORDS.get(etype.split("_")[0], None)
@@ -224,7 +273,12 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         if etype == "model_type" or etype == "dict_type":
             msg = "must be a mapping"
     elif etype in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        sym = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[etype]
+        sym = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[etype]
         bound = next(iter(ctx.values()), "?")
         msg = f"must be {sym} {bound}"
     elif etype in ("too_short", "too_long"):

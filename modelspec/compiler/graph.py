@@ -62,12 +62,20 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
     for i, layer in enumerate(model.layers):
         path = ("model", "layers", i, "name")
         if layer.name in model.inputs:
-            err(path, f"duplicate name '{layer.name}': it is also a model input",
-                received=repr(layer.name), hint="Rename the layer or the input.")
+            err(
+                path,
+                f"duplicate name '{layer.name}': it is also a model input",
+                received=repr(layer.name),
+                hint="Rename the layer or the input.",
+            )
         elif layer.name in names:
             first = locate(("model", "layers", names[layer.name], "name"), False)
-            err(path, f"duplicate name '{layer.name}'", received=repr(layer.name),
-                hint=f"It is first used at line {first[1]}; layer names must be unique.")
+            err(
+                path,
+                f"duplicate name '{layer.name}'",
+                received=repr(layer.name),
+                hint=f"It is first used at line {first[1]}; layer names must be unique.",
+            )
         else:
             names[layer.name] = i
     duplicates = {i for i, layer in enumerate(model.layers) if names.get(layer.name) != i}
@@ -75,8 +83,12 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
 
     def check_ref(ref: str, path: Path) -> None:
         if ref not in names and ref not in model.inputs:
-            err(path, f"unknown reference '{ref}'", received=repr(ref),
-                hint=did_you_mean(ref, known) or "Known names: " + ", ".join(known) + ".")
+            err(
+                path,
+                f"unknown reference '{ref}'",
+                received=repr(ref),
+                hint=did_you_mean(ref, known) or "Known names: " + ", ".join(known) + ".",
+            )
 
     nodes: list[Node] = []
     for i, layer in enumerate(model.layers):
@@ -88,16 +100,23 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
         if given is None:
             if i == 0:
                 if len(input_names) > 1:
-                    err(path, "the first layer must name its `inputs`: the model has several "
+                    err(
+                        path,
+                        "the first layer must name its `inputs`: the model has several "
                         f"inputs ({', '.join(input_names)})",
-                        hint=f"Add `inputs: {input_names[0]}`.")
+                        hint=f"Add `inputs: {input_names[0]}`.",
+                    )
                 given = input_names[0]
             else:
                 given = model.layers[i - 1].name
         kind, args, problem = sig.bind(given)
         if problem:
-            err((*path, "inputs") if layer.inputs is not None else path, problem[0],
-                received=problem[1], hint=problem[2])
+            err(
+                (*path, "inputs") if layer.inputs is not None else path,
+                problem[0],
+                received=problem[1],
+                hint=problem[2],
+            )
             continue
         node = Node(layer.name, i, layer, kind, args)
         for j, ref in enumerate(node.refs):
@@ -107,8 +126,11 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
             elif isinstance(layer.inputs, dict):
                 ref_path = (*ref_path, node.args[j][0])
             if ref == layer.name:
-                err(ref_path, f"layer '{ref}' takes its own output as input",
-                    hint="Reference an earlier layer or a model input.")
+                err(
+                    ref_path,
+                    f"layer '{ref}' takes its own output as input",
+                    hint="Reference an earlier layer or a model input.",
+                )
             else:
                 check_ref(ref, ref_path)
         nodes.append(node)
@@ -134,13 +156,15 @@ def _topological(nodes: list[Node], inputs: set[str], err) -> list[Node]:
             if ref in inputs or ref not in by_name:
                 continue
             if state.get(ref) == 1:
-                cycle = stack[stack.index(ref):] + [ref]
+                cycle = stack[stack.index(ref) :] + [ref]
                 if not reported & set(cycle):  # one report per tangle of cycles
                     reported.update(cycle)
                     first = by_name[ref]
-                    err(("model", "layers", first.index, "inputs"),
+                    err(
+                        ("model", "layers", first.index, "inputs"),
                         "cycle in the layer graph: " + " -> ".join(cycle),
-                        hint="A layer cannot depend on its own output; break the cycle.")
+                        hint="A layer cannot depend on its own output; break the cycle.",
+                    )
             elif ref not in state:
                 visit(by_name[ref], stack)
         stack.pop()

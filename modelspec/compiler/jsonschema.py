@@ -21,12 +21,21 @@ BLOCK_USE = {
     "properties": {
         "type": {"type": "string", "description": "Name of a block from `blocks:`."},
         "name": {"type": "string", "description": "Name of this use; refers to its output."},
-        "inputs": {"description": "Inputs of the block (default: the previous layer).",
-                   "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}},
-                             {"type": "object", "additionalProperties": {"type": "string"}}]},
-        "repeat": {"description": "Number of chained copies, or per-copy arguments.",
-                   "anyOf": [{"type": "integer", "minimum": 1},
-                             {"type": "array", "items": {"type": "object"}, "minItems": 1}]},
+        "inputs": {
+            "description": "Inputs of the block (default: the previous layer).",
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": {"type": "string"}},
+            ],
+        },
+        "repeat": {
+            "description": "Number of chained copies, or per-copy arguments.",
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "array", "items": {"type": "object"}, "minItems": 1},
+            ],
+        },
         "trainable": {"type": "boolean"},
     },
     "required": ["type"],

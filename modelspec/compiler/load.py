@@ -70,12 +70,18 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
     else:
         path = FsPath(source)
         doc = read_document(path)
-        smap = SourceMap(doc.values.get((), (str(path), 1, 1))[0], doc, base_dir=path.resolve().parent)
+        smap = SourceMap(
+            doc.values.get((), (str(path), 1, 1))[0], doc, base_dir=path.resolve().parent
+        )
     if overrides:
         apply_overrides(doc, list(overrides))
     if not isinstance(doc.data, dict):
-        raise SpecError.single(Diagnostic(smap.file, 1, 1, "<document>", "a spec must be a mapping"))
-    block_names = list(doc.data.get("blocks") or {}) if isinstance(doc.data.get("blocks"), dict) else []
+        raise SpecError.single(
+            Diagnostic(smap.file, 1, 1, "<document>", "a spec must be a mapping")
+        )
+    block_names = (
+        list(doc.data.get("blocks") or {}) if isinstance(doc.data.get("blocks"), dict) else []
+    )
     raw_blocks = copy.deepcopy(doc.data.get("blocks"))
     expansion = block_expansion.expand(doc.data)
     smap.origin = expansion.origin
@@ -104,7 +110,11 @@ def _partial_graph_errors(data: dict[str, Any], smap: SourceMap) -> list[Diagnos
     schema *and* graph errors. Invalid layers stay in the graph by name only; what
     depends on them is skipped rather than reported twice."""
     model = data.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("layers"), list) or not model["layers"]:
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("layers"), list)
+        or not model["layers"]
+    ):
         return []
     try:
         inputs = _INPUTS.validate_python(model.get("inputs"))
@@ -122,7 +132,9 @@ def _partial_graph_errors(data: dict[str, Any], smap: SourceMap) -> list[Diagnos
             refs = raw.get("inputs") if isinstance(raw.get("inputs"), str | list | dict) else None
             layers.append(SimpleNamespace(name=name, inputs=refs, type=None, trainable=True))
     outputs = model.get("outputs")
-    outputs = outputs if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs) else None
+    outputs = (
+        outputs if isinstance(outputs, list) and all(isinstance(o, str) for o in outputs) else None
+    )
     partial = SimpleNamespace(model=SimpleNamespace(inputs=inputs, layers=layers, outputs=outputs))
     graph, errors = resolve(partial, smap.locate)
     _, shape_errors = infer(graph, partial, smap.locate)
@@ -148,8 +160,9 @@ def analysis(spec: Spec) -> Analysis:
 
 def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diagnostic:
     pos = smap.locate(path, key=message.startswith("unknown argument"))
-    return Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, kw.get("received"),
-                      kw.get("hint"))
+    return Diagnostic(
+        pos[0], pos[1], pos[2], format_path(path), message, kw.get("received"), kw.get("hint")
+    )
 
 
 def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:

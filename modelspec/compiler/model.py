@@ -21,9 +21,17 @@ from modelspec.compiler.load import analysis, load
 from modelspec.compiler.shapes import input_types, node_inputs
 from modelspec.schema.spec import Spec
 
-_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16,
-           "float64": jnp.float64, "int32": jnp.int32, "int64": jnp.int64, "int8": jnp.int8,
-           "uint8": jnp.uint8, "bool": jnp.bool_}
+_DTYPES = {
+    "float32": jnp.float32,
+    "float16": jnp.float16,
+    "bfloat16": jnp.bfloat16,
+    "float64": jnp.float64,
+    "int32": jnp.int32,
+    "int64": jnp.int64,
+    "int8": jnp.int8,
+    "uint8": jnp.uint8,
+    "bool": jnp.bool_,
+}
 
 
 def jnp_dtype(name: str):
@@ -55,7 +63,9 @@ class SpecModel(nnx.Module):
         self.output_names = an.graph.outputs
         self.rngs = nnx.Rngs(dropout=dropout_key)
 
-    def __call__(self, inputs: dict[str, jax.Array], *, training: bool = False) -> dict[str, jax.Array]:
+    def __call__(
+        self, inputs: dict[str, jax.Array], *, training: bool = False
+    ) -> dict[str, jax.Array]:
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise KeyError(f"missing model inputs {missing}; expected {list(self.input_names)}")
@@ -101,8 +111,11 @@ def split(model: SpecModel) -> ModelState:
 def variables(model: SpecModel) -> dict[str, nnx.Variable]:
     """Every variable with its metadata (e.g. `logical_axes`), by '/'-joined path."""
     _, *states = nnx.split(model, *FILTERS)
-    return {"/".join(str(p) for p in path): var
-            for state in states for path, var in nnx.to_flat_state(state)}
+    return {
+        "/".join(str(p) for p in path): var
+        for state in states
+        for path, var in nnx.to_flat_state(state)
+    }
 
 
 def flat(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:

@@ -30,30 +30,66 @@ class Signature:
                 return "single", (given,), None
             if isinstance(given, list) and len(given) == 1:
                 return "single", (given[0],), None
-            return "single", (), (f"{t} takes one input", short_repr(given),
-                                  "Give one name, e.g. `inputs: previous_layer`.")
+            return (
+                "single",
+                (),
+                (
+                    f"{t} takes one input",
+                    short_repr(given),
+                    "Give one name, e.g. `inputs: previous_layer`.",
+                ),
+            )
         if self.kind == "multi":
             if isinstance(given, list) and len(given) >= 2:
                 return "multi", tuple(given), None
-            return "multi", (), (f"{t} merges two or more inputs: give a list of names",
-                                 short_repr(given), "e.g. `inputs: [a, b]`.")
+            return (
+                "multi",
+                (),
+                (
+                    f"{t} merges two or more inputs: give a list of names",
+                    short_repr(given),
+                    "e.g. `inputs: [a, b]`.",
+                ),
+            )
         # named
         if isinstance(given, str):
             given = {"query": given, "value": given}
         if isinstance(given, list):
             if not self.required <= len(given) <= len(self.names):
-                return "named", (), (f"{t} takes {self.required} to {len(self.names)} inputs "
-                                     f"({', '.join(self.names)})", short_repr(given), None)
+                return (
+                    "named",
+                    (),
+                    (
+                        f"{t} takes {self.required} to {len(self.names)} inputs "
+                        f"({', '.join(self.names)})",
+                        short_repr(given),
+                        None,
+                    ),
+                )
             given = dict(zip(self.names, given, strict=False))
         unknown = [k for k in given if k not in self.names]
         if unknown:
-            return "named", (), (f"{t} has no call argument '{unknown[0]}'", short_repr(given),
-                                 did_you_mean(unknown[0], self.names)
-                                 or "Call arguments: " + ", ".join(self.names) + ".")
+            return (
+                "named",
+                (),
+                (
+                    f"{t} has no call argument '{unknown[0]}'",
+                    short_repr(given),
+                    did_you_mean(unknown[0], self.names)
+                    or "Call arguments: " + ", ".join(self.names) + ".",
+                ),
+            )
         missing = [n for n in self.names[: self.required] if n not in given]
         if missing:
-            return "named", (), (f"{t} needs the call argument '{missing[0]}'", short_repr(given),
-                                 f"e.g. `inputs: {{{', '.join(f'{n}: ...' for n in self.names[:self.required])}}}`.")
+            return (
+                "named",
+                (),
+                (
+                    f"{t} needs the call argument '{missing[0]}'",
+                    short_repr(given),
+                    f"e.g. `inputs: {{{', '.join(f'{n}: ...' for n in self.names[: self.required])}}}`.",
+                ),
+            )
         return "named", tuple((n, given[n]) for n in self.names if n in given), None
 
 

@@ -19,24 +19,41 @@ def summarize(spec: Spec) -> dict[str, Any]:
     an = analysis(spec)
     layers = []
     for name, inp in spec.model.inputs.items():
-        layers.append({"name": name, "type": "InputLayer",
-                       "output_shape": [None, *inp.shape], "dtype": inp.dtype,
-                       "params": 0, "trainable_params": 0, "inputs": []})
+        layers.append(
+            {
+                "name": name,
+                "type": "InputLayer",
+                "output_shape": [None, *inp.shape],
+                "dtype": inp.dtype,
+                "params": 0,
+                "trainable_params": 0,
+                "inputs": [],
+            }
+        )
     for node in sorted(an.graph.nodes, key=lambda n: n.index):
         shape = an.shapes.get(node.name)
         if shape is None:
             continue
-        layers.append({
-            "name": node.name,
-            "type": node.layer.type,
-            "output_shape": list(shape.output.shape),
-            "dtype": shape.output.dtype,
-            "params": shape.trainable_count + shape.non_trainable_count,
-            "trainable_params": shape.trainable_count,
-            "inputs": list(node.refs),
-            "variables": [{"path": p.path, "shape": list(p.shape), "axes": list(p.axes),
-                           "trainable": p.trainable} for p in shape.params],
-        })
+        layers.append(
+            {
+                "name": node.name,
+                "type": node.layer.type,
+                "output_shape": list(shape.output.shape),
+                "dtype": shape.output.dtype,
+                "params": shape.trainable_count + shape.non_trainable_count,
+                "trainable_params": shape.trainable_count,
+                "inputs": list(node.refs),
+                "variables": [
+                    {
+                        "path": p.path,
+                        "shape": list(p.shape),
+                        "axes": list(p.axes),
+                        "trainable": p.trainable,
+                    }
+                    for p in shape.params
+                ],
+            }
+        )
     trainable = sum(s.trainable_count for s in an.shapes.values())
     non_trainable = sum(s.non_trainable_count for s in an.shapes.values())
     return {
@@ -69,14 +86,17 @@ def render_table(summary: dict[str, Any]):
     table.add_column("Param #", justify="right")
     table.add_column("Connected to")
     for layer in summary["layers"]:
-        table.add_row(f'{layer["name"]} ({layer["type"]})',
-                      format_shape(tuple(layer["output_shape"])),
-                      f'{layer["params"]:,}', ", ".join(layer["inputs"]) or "-")
+        table.add_row(
+            f"{layer['name']} ({layer['type']})",
+            format_shape(tuple(layer["output_shape"])),
+            f"{layer['params']:,}",
+            ", ".join(layer["inputs"]) or "-",
+        )
     totals = [
-        f' Total params: {summary["total_params"]:,} ({human_bytes(summary["total_bytes"])})',
-        f' Trainable params: {summary["trainable_params"]:,} '
-        f'({human_bytes(summary["trainable_params"] * BYTES_PER_PARAM)})',
-        f' Non-trainable params: {summary["non_trainable_params"]:,} '
-        f'({human_bytes(summary["non_trainable_params"] * BYTES_PER_PARAM)})',
+        f" Total params: {summary['total_params']:,} ({human_bytes(summary['total_bytes'])})",
+        f" Trainable params: {summary['trainable_params']:,} "
+        f"({human_bytes(summary['trainable_params'] * BYTES_PER_PARAM)})",
+        f" Non-trainable params: {summary['non_trainable_params']:,} "
+        f"({human_bytes(summary['non_trainable_params'] * BYTES_PER_PARAM)})",
     ]
     return table, totals

@@ -91,7 +91,11 @@ class ShapeError(Exception):
     """
 
     def __init__(
-        self, message: str, *, field: str | None = None, received: str | None = None,
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        received: str | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message)

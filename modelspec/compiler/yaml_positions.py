@@ -71,15 +71,27 @@ def parse_text(text: str, file: str) -> Document:
         if file.endswith(".json"):
             _raise_json_error(text, file)
         raise SpecError.single(
-            Diagnostic(file, line, col, "<document>", f"invalid YAML: {problem}",
-                       hint="Check indentation, colons and brackets near this position.")
+            Diagnostic(
+                file,
+                line,
+                col,
+                "<document>",
+                f"invalid YAML: {problem}",
+                hint="Check indentation, colons and brackets near this position.",
+            )
         ) from None
     finally:
         loader.dispose()
     if node is None:
         raise SpecError.single(
-            Diagnostic(file, 1, 1, "<document>", "the file is empty",
-                       hint="A spec needs at least `modelspec: 1` and a `model:` section.")
+            Diagnostic(
+                file,
+                1,
+                1,
+                "<document>",
+                "the file is empty",
+                hint="A spec needs at least `modelspec: 1` and a `model:` section.",
+            )
         )
     doc = Document(None)
     errors: list[Diagnostic] = []
@@ -114,8 +126,12 @@ def _walk(loader, node, path: Path, file: str, doc: Document, errors: list[Diagn
                 key = str(key)
             if key in out:
                 errors.append(
-                    _diag(_pos(file, key_node), (*path, key), f"duplicate key '{key}'",
-                          hint="Each key may appear once per mapping; remove one of them.")
+                    _diag(
+                        _pos(file, key_node),
+                        (*path, key),
+                        f"duplicate key '{key}'",
+                        hint="Each key may appear once per mapping; remove one of them.",
+                    )
                 )
                 continue
             doc.keys[(*path, key)] = _pos(file, key_node)
@@ -137,7 +153,12 @@ def _scalar(loader, node, path: Path, file: str, errors: list[Diagnostic]) -> An
 def _bad_tag(node, path: Path, file: str, errors: list[Diagnostic]) -> None:
     tag = node.tag.replace(_CORE, "!!")
     errors.append(
-        _diag(_pos(file, node), path, f"YAML tag '{tag}' is not allowed: specs are data, never code",
-              received=tag, hint="Remove the tag and write the value as plain YAML.")
+        _diag(
+            _pos(file, node),
+            path,
+            f"YAML tag '{tag}' is not allowed: specs are data, never code",
+            received=tag,
+            hint="Remove the tag and write the value as plain YAML.",
+        )
     )
     return None

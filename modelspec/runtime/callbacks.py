@@ -19,8 +19,11 @@ def _mode(mode: str, monitor: str) -> str:
     if mode != "auto":
         return mode
     name = monitor.removeprefix("val_")
-    return "max" if ("acc" in name or name.startswith(("auc", "precision", "recall", "f1",
-                                                         "r2"))) else "min"
+    return (
+        "max"
+        if ("acc" in name or name.startswith(("auc", "precision", "recall", "f1", "r2")))
+        else "min"
+    )
 
 
 @dataclass
@@ -40,8 +43,13 @@ class EarlyStoppingCallback:
     def __init__(self, spec: EarlyStopping):
         self.spec = spec
         self.mode = _mode(spec.mode, spec.monitor)
-        self.state = {"best": None, "wait": 0, "best_epoch": None, "stopped_epoch": 0,
-                      "has_best_weights": False}
+        self.state = {
+            "best": None,
+            "wait": 0,
+            "best_epoch": None,
+            "stopped_epoch": 0,
+            "has_best_weights": False,
+        }
 
     def _improved(self, value: float, reference: float | None) -> bool:
         if reference is None:
@@ -69,7 +77,8 @@ class EarlyStoppingCallback:
             action.stop = True
             action.messages.append(
                 f"EarlyStopping: {self.spec.monitor} did not improve for {s['wait']} epoch(s); "
-                f"best {s['best']:.6g} at epoch {(s['best_epoch'] or 0) + 1}")
+                f"best {s['best']:.6g} at epoch {(s['best_epoch'] or 0) + 1}"
+            )
         return action
 
     @property
@@ -92,8 +101,11 @@ class ReduceLROnPlateauCallback:
         if s["cooldown"] > 0:
             s["cooldown"] -= 1
             s["wait"] = 0
-        better = s["best"] is None or (value < s["best"] - self.spec.min_delta
-                                       if self.mode == "min" else value > s["best"] + self.spec.min_delta)
+        better = s["best"] is None or (
+            value < s["best"] - self.spec.min_delta
+            if self.mode == "min"
+            else value > s["best"] + self.spec.min_delta
+        )
         if better:
             s["best"], s["wait"] = float(value), 0
         elif s["cooldown"] <= 0:

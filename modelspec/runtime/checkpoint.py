@@ -29,8 +29,9 @@ def flatten(tree: Any) -> tuple[dict[str, Any], list[list], Any]:
         key_leaf = _is_key(leaf)
         value = jax.random.key_data(leaf) if key_leaf else leaf
         flat[f"{i:06d}"] = value
-        structure.append([jax.tree_util.keystr(path), list(np.shape(value)), str(value.dtype),
-                          key_leaf])
+        structure.append(
+            [jax.tree_util.keystr(path), list(np.shape(value)), str(value.dtype), key_leaf]
+        )
     return flat, structure, treedef
 
 
@@ -39,8 +40,11 @@ def unflatten(flat: dict[str, Any], like: Any) -> Any:
     out = []
     for i, leaf in enumerate(leaves):
         value = flat[f"{i:06d}"]
-        out.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
-                   if _is_key(leaf) else value)
+        out.append(
+            jax.random.wrap_key_data(value, impl=jax.random.key_impl(leaf))
+            if _is_key(leaf)
+            else value
+        )
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
@@ -53,8 +57,10 @@ def structure_diff(saved: list[list], current: list[list], limit: int = 5) -> li
         if path not in a:
             lines.append(f"new in the spec: {path} {tuple(b[path][0])}")
         elif a[path] != b[path]:
-            lines.append(f"{path}: checkpoint {tuple(a[path][0])} {a[path][1]}, "
-                         f"spec {tuple(b[path][0])} {b[path][1]}")
+            lines.append(
+                f"{path}: checkpoint {tuple(a[path][0])} {a[path][1]}, "
+                f"spec {tuple(b[path][0])} {b[path][1]}"
+            )
     lines += [f"only in the checkpoint: {p} {tuple(a[p][0])}" for p in a if p not in b]
     return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
 
@@ -73,23 +79,30 @@ class Checkpointer:
     def __init__(self, directory: Path, *, max_to_keep: int | None, async_save: bool):
         self.directory = Path(directory).resolve()
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True)
+            max_to_keep=max_to_keep, enable_async_checkpointing=async_save, create=True
+        )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state: Any, meta: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    def save(
+        self, step: int, state: Any, meta: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> None:
         flat, structure, _ = flatten(state)
-        items = {"state": ocp.args.StandardSave(flat),
-                 "meta": ocp.args.JsonSave({**meta, "structure": structure})}
+        items = {
+            "state": ocp.args.StandardSave(flat),
+            "meta": ocp.args.JsonSave({**meta, "structure": structure}),
+        }
         if extra:
             extra_flat, _, _ = flatten(extra)
             items["extra"] = ocp.args.StandardSave(extra_flat)
         self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def read_meta(self, step: int) -> dict[str, Any]:
-        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+            "meta"
+        ]
 
     def restore(self, step: int, like: Any, extra_like: Any | None = None) -> tuple[Any, Any]:
         """Restore into the structure of `like`; CheckpointMismatch if it differs."""
@@ -102,7 +115,8 @@ class Checkpointer:
         if extra_like is not None:
             extra_flat, _, _ = flatten(extra_like)
             items["extra"] = ocp.args.StandardRestore(
-                jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, extra_flat))
+                jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, extra_flat)
+            )
         restored = self.manager.restore(step, args=ocp.args.Composite(**items))
         state = unflatten(restored["state"], like)
         extra = unflatten(restored["extra"], extra_like) if extra_like is not None else None

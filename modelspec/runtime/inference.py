@@ -20,35 +20,63 @@ def restore_latest(session: Session, run_dir: Path) -> Any:
     step = ckpt.latest_step()
     if step is None:
         ckpt.close()
-        raise SpecError.single(Diagnostic(str(run_dir), 0, 0, "--run-dir",
-                                          "no checkpoint found in this run directory",
-                                          hint="Train first: modelspec train SPEC --run-dir DIR."))
+        raise SpecError.single(
+            Diagnostic(
+                str(run_dir),
+                0,
+                0,
+                "--run-dir",
+                "no checkpoint found in this run directory",
+                hint="Train first: modelspec train SPEC --run-dir DIR.",
+            )
+        )
     state, _ = restore_checked(ckpt, step, session.state, run_dir)
     ckpt.close()
     return state
 
 
-def evaluate(source: Any, run_dir: str | Path, overrides: list[str] | tuple = (), *,
-             data: str | Path | None = None) -> dict[str, float]:
+def evaluate(
+    source: Any,
+    run_dir: str | Path,
+    overrides: list[str] | tuple = (),
+    *,
+    data: str | Path | None = None,
+) -> dict[str, float]:
     """Loss and metrics of the run's latest checkpoint on its validation data, or on an
     .npz file whose arrays are named after the model inputs and outputs."""
     session = open_session(source, overrides)
     state = restore_latest(session, Path(run_dir))
     batch_size = session.spec.data.batch_size
     if data is not None:
-        extra = [f"data.validation={{type: npz, path: {Path(data).resolve()}}}",
-                 "data.validation_split=null"]
+        extra = [
+            f"data.validation={{type: npz, path: {Path(data).resolve()}}}",
+            "data.validation_split=null",
+        ]
         session.data = open_session(source, [*overrides, *extra]).data
     dataset = session.data.validation
     if dataset is None:
-        raise SpecError.single(Diagnostic("<command line>", 0, 0, "--data",
-                                          "the spec has no validation data",
-                                          hint="Pass --data FILE.npz, or set data.validation_split."))
+        raise SpecError.single(
+            Diagnostic(
+                "<command line>",
+                0,
+                0,
+                "--data",
+                "the spec has no validation data",
+                hint="Pass --data FILE.npz, or set data.validation_split.",
+            )
+        )
     return evaluate_dataset(session, state, dataset, batch_size)
 
 
-def predict(source: Any, run_dir: str | Path, input_path: str | Path, output_path: str | Path,
-            overrides: list[str] | tuple = (), *, batch_size: int | None = None) -> dict[str, np.ndarray]:
+def predict(
+    source: Any,
+    run_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    overrides: list[str] | tuple = (),
+    *,
+    batch_size: int | None = None,
+) -> dict[str, np.ndarray]:
     """Run the model on arrays named after its inputs; save arrays named after its outputs."""
     session = open_session(source, overrides, data=False)
     state = restore_latest(session, Path(run_dir))
@@ -59,10 +87,12 @@ def predict(source: Any, run_dir: str | Path, input_path: str | Path, output_pat
     bs = batch_size or (spec.data.batch_size if spec.data else 32)
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, n, bs):
-        part = {k: v[start:start + bs] for k, v in arrays.items()}
+        part = {k: v[start : start + bs] for k, v in arrays.items()}
         real = len(next(iter(part.values())))
         if real < bs:  # pad to one batch shape: one compilation for every batch
-            part = {k: np.concatenate([v, np.repeat(v[:1], bs - real, axis=0)]) for k, v in part.items()}
+            part = {
+                k: np.concatenate([v, np.repeat(v[:1], bs - real, axis=0)]) for k, v in part.items()
+            }
         out = session.predict_step(state, part)
         for name, value in out.items():
             chunks.setdefault(name, []).append(np.asarray(value)[:real])
@@ -76,28 +106,54 @@ def _read_inputs(path: Path, types) -> dict[str, np.ndarray]:
     try:
         archive = np.load(path)
     except (OSError, ValueError) as exc:
-        raise DataError([Diagnostic(where, 0, 0, "--input", f"cannot read the input file: {exc}")]) from None
+        raise DataError(
+            [Diagnostic(where, 0, 0, "--input", f"cannot read the input file: {exc}")]
+        ) from None
     names = list(archive.files) if hasattr(archive, "files") else []
     errors, arrays = [], {}
     for name, t in types.items():
         if name not in names:
-            errors.append(Diagnostic(where, 0, 0, f"--input.{name}",
-                                     f"no array named '{name}' (a model input)",
-                                     received=", ".join(names) or "no arrays",
-                                     hint=did_you_mean(name, names)))
+            errors.append(
+                Diagnostic(
+                    where,
+                    0,
+                    0,
+                    f"--input.{name}",
+                    f"no array named '{name}' (a model input)",
+                    received=", ".join(names) or "no arrays",
+                    hint=did_you_mean(name, names),
+                )
+            )
             continue
         arr = archive[name]
         want = tuple(t.shape[1:])
-        if arr.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, arr.shape[1:], strict=False)):
-            errors.append(Diagnostic(where, 0, 0, f"--input.{name}",
-                                     f"array '{name}' has shape {arr.shape}, model input expects "
-                                     f"(N, {', '.join('None' if d is None else str(d) for d in want)})"))
+        if arr.ndim != len(want) + 1 or any(
+            w is not None and w != g for w, g in zip(want, arr.shape[1:], strict=False)
+        ):
+            errors.append(
+                Diagnostic(
+                    where,
+                    0,
+                    0,
+                    f"--input.{name}",
+                    f"array '{name}' has shape {arr.shape}, model input expects "
+                    f"(N, {', '.join('None' if d is None else str(d) for d in want)})",
+                )
+            )
             continue
         arrays[name] = arr.astype(t.dtype)
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) > 1:
-        errors.append(Diagnostic(where, 0, 0, "--input", "input arrays differ in length",
-                                 received=str({k: len(v) for k, v in arrays.items()})))
+        errors.append(
+            Diagnostic(
+                where,
+                0,
+                0,
+                "--input",
+                "input arrays differ in length",
+                received=str({k: len(v) for k, v in arrays.items()}),
+            )
+        )
     if errors:
         raise DataError(errors)
     return arrays

@@ -31,18 +31,31 @@ def losses_by_output(spec: Spec) -> dict[str, Any]:
     outputs = analysis(spec).graph.outputs
     if spec.loss is None:
         pos = _locate(spec, ())
-        raise SpecError.single(Diagnostic(pos[0], pos[1], pos[2], "loss",
-                                          "training needs a loss",
-                                          hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, "
-                                          "from_logits: true}`."))
+        raise SpecError.single(
+            Diagnostic(
+                pos[0],
+                pos[1],
+                pos[2],
+                "loss",
+                "training needs a loss",
+                hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, from_logits: true}`.",
+            )
+        )
     if isinstance(spec.loss, dict):
         errors = []
         for name in spec.loss:
             if name not in outputs:
                 pos = _locate(spec, ("loss", name))
-                errors.append(Diagnostic(pos[0], pos[1], pos[2], f"loss.{name}",
-                                         f"'{name}' is not a model output",
-                                         hint="Model outputs: " + ", ".join(outputs) + "."))
+                errors.append(
+                    Diagnostic(
+                        pos[0],
+                        pos[1],
+                        pos[2],
+                        f"loss.{name}",
+                        f"'{name}' is not a model output",
+                        hint="Model outputs: " + ", ".join(outputs) + ".",
+                    )
+                )
         if errors:
             raise SpecError(errors)
         return dict(spec.loss)
@@ -56,8 +69,9 @@ class Objective:
     metrics: dict[str, list[MetricFn]]
     loss_mean: Mean
 
-    def total_loss(self, outputs: dict[str, jax.Array], targets: dict[str, jax.Array],
-                   mask: jax.Array) -> jax.Array:
+    def total_loss(
+        self, outputs: dict[str, jax.Array], targets: dict[str, jax.Array], mask: jax.Array
+    ) -> jax.Array:
         total = jnp.float32(0.0)
         for name, loss in self.losses.items():
             values, keep = loss.per_sample_with_mask(targets[name], outputs[name])
@@ -113,14 +127,24 @@ def build_objective(spec: Spec) -> Objective:
     for out, specs in metric_specs.items():
         if out not in losses:
             pos = _locate(spec, ("metrics", out))
-            raise SpecError.single(Diagnostic(pos[0], pos[1], pos[2], f"metrics.{out}",
-                                              f"'{out}' is not a model output with a loss",
-                                              hint="Outputs: " + ", ".join(losses) + "."))
+            raise SpecError.single(
+                Diagnostic(
+                    pos[0],
+                    pos[1],
+                    pos[2],
+                    f"metrics.{out}",
+                    f"'{out}' is not a model output with a loss",
+                    hint="Outputs: " + ", ".join(losses) + ".",
+                )
+            )
         shape = outputs[out].shape if outputs[out] is not None else None
         try:
-            metrics[out] = build_metrics(specs, per_output[out], y_pred_shape=shape,
-                                         y_true_shape=shape)
+            metrics[out] = build_metrics(
+                specs, per_output[out], y_pred_shape=shape, y_true_shape=shape
+            )
         except ValueError as exc:
             pos = _locate(spec, ("metrics",))
-            raise SpecError.single(Diagnostic(pos[0], pos[1], pos[2], "metrics", str(exc))) from None
+            raise SpecError.single(
+                Diagnostic(pos[0], pos[1], pos[2], "metrics", str(exc))
+            ) from None
     return Objective(losses, weights, metrics, Mean())

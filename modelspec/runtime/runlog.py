@@ -59,8 +59,9 @@ def fmt(values: dict[str, float]) -> str:
 class Progress:
     """Progress display: a rich bar on a terminal, plain per-epoch lines otherwise."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, *, enabled: bool = True,
-                 tty: bool | None = None):
+    def __init__(
+        self, epochs: int, steps_per_epoch: int, *, enabled: bool = True, tty: bool | None = None
+    ):
         self.epochs, self.steps = epochs, steps_per_epoch
         self.enabled = enabled
         self.tty = sys.stdout.isatty() if tty is None else tty
@@ -73,9 +74,14 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bar
 
-        self._bar = Bar(TextColumn(f"Epoch {epoch + 1}/{self.epochs}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),
-                        transient=False)
+        self._bar = Bar(
+            TextColumn(f"Epoch {epoch + 1}/{self.epochs}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[logs]}"),
+            transient=False,
+        )
         self._bar.start()
         self._task = self._bar.add_task("train", total=self.steps, completed=done, logs="")
 

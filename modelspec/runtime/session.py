@@ -58,9 +58,16 @@ def locate_fn(spec: Spec):
 def need_data(spec: Spec) -> None:
     if spec.data is None:
         pos = locate_fn(spec)(())
-        raise SpecError.single(Diagnostic(
-            pos[0], pos[1], pos[2], "data", "this command needs a `data:` section",
-            hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`."))
+        raise SpecError.single(
+            Diagnostic(
+                pos[0],
+                pos[1],
+                pos[2],
+                "data",
+                "this command needs a `data:` section",
+                hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`.",
+            )
+        )
 
 
 def load_datasets(spec: Spec, *, with_targets: bool = True) -> Datasets:
@@ -70,9 +77,15 @@ def load_datasets(spec: Spec, *, with_targets: bool = True) -> Datasets:
     inputs = input_types(spec)
     losses = losses_by_output(spec) if with_targets else None
     src = spec._source
-    return load_data(spec.data, model_inputs=inputs, model_outputs=outputs, losses=losses,
-                     seed=spec.seed, base_dir=src.base_dir if src else Path.cwd(),
-                     locate=lambda path: locate_fn(spec)(path))
+    return load_data(
+        spec.data,
+        model_inputs=inputs,
+        model_outputs=outputs,
+        losses=losses,
+        seed=spec.seed,
+        base_dir=src.base_dir if src else Path.cwd(),
+        locate=lambda path: locate_fn(spec)(path),
+    )
 
 
 def optimizer_spec(spec: Spec):
@@ -89,13 +102,24 @@ def open_session(source: Any, overrides: list[str] | tuple = (), *, data: bool =
     model = split(SpecModel(spec))
     objective = build_objective(spec) if spec.loss is not None else None
     tx = build_optimizer(optimizer_spec(spec))
-    state = init_state(model, tx, objective) if objective is not None else TrainState(
-        jax.numpy.zeros((), "int32"), model.params, model.batch_stats, model.rng, model.frozen,
-        tx.init(model.params), {})
+    state = (
+        init_state(model, tx, objective)
+        if objective is not None
+        else TrainState(
+            jax.numpy.zeros((), "int32"),
+            model.params,
+            model.batch_stats,
+            model.rng,
+            model.frozen,
+            tx.init(model.params),
+            {},
+        )
+    )
     session = Session(spec, datasets, model.graphdef, objective, tx, state)
     if objective is not None:
-        session.train_step = jit_train(make_train_step(model.graphdef, tx, objective),
-                                       spec.train.steps_per_execution)
+        session.train_step = jit_train(
+            make_train_step(model.graphdef, tx, objective), spec.train.steps_per_execution
+        )
         session.eval_step = make_eval_step(model.graphdef, objective)
     session.predict_step = make_predict_step(model.graphdef)
     return session

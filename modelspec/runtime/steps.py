@@ -32,9 +32,18 @@ class TrainState(NamedTuple):
     metrics: Any
 
 
-def init_state(model: ModelState, tx: optax.GradientTransformation, objective: Objective) -> TrainState:
-    return TrainState(jnp.zeros((), jnp.int32), model.params, model.batch_stats, model.rng,
-                      model.frozen, tx.init(model.params), objective.init_metrics())
+def init_state(
+    model: ModelState, tx: optax.GradientTransformation, objective: Objective
+) -> TrainState:
+    return TrainState(
+        jnp.zeros((), jnp.int32),
+        model.params,
+        model.batch_stats,
+        model.rng,
+        model.frozen,
+        tx.init(model.params),
+        objective.init_metrics(),
+    )
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objective) -> Callable:
@@ -42,16 +51,26 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objec
 
     def step(state: TrainState, batch) -> TrainState:
         def loss_fn(params):
-            outputs, stats, rng = apply(graphdef, params, state.batch_stats, state.rng,
-                                        state.frozen, batch["inputs"], training=True)
+            outputs, stats, rng = apply(
+                graphdef,
+                params,
+                state.batch_stats,
+                state.rng,
+                state.frozen,
+                batch["inputs"],
+                training=True,
+            )
             loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
             return loss, (outputs, stats, rng)
 
-        (loss, (outputs, stats, rng)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (outputs, stats, rng)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = objective.update_metrics(state.metrics, loss, outputs, batch["targets"],
-                                           batch["mask"])
+        metrics = objective.update_metrics(
+            state.metrics, loss, outputs, batch["targets"], batch["mask"]
+        )
         return TrainState(state.step + 1, params, stats, rng, state.frozen, opt_state, metrics)
 
     return step
@@ -72,8 +91,15 @@ def make_eval_step(graphdef, objective: Objective) -> Callable:
     """(state, metric_state, batch) -> metric_state, in inference mode."""
 
     def step(state: TrainState, metrics, batch):
-        outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng, state.frozen,
-                              batch["inputs"], training=False)
+        outputs, _, _ = apply(
+            graphdef,
+            state.params,
+            state.batch_stats,
+            state.rng,
+            state.frozen,
+            batch["inputs"],
+            training=False,
+        )
         loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
         return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
 
@@ -82,8 +108,15 @@ def make_eval_step(graphdef, objective: Objective) -> Callable:
 
 def make_predict_step(graphdef) -> Callable:
     def step(state: TrainState, inputs):
-        outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng, state.frozen,
-                              inputs, training=False)
+        outputs, _, _ = apply(
+            graphdef,
+            state.params,
+            state.batch_stats,
+            state.rng,
+            state.frozen,
+            inputs,
+            training=False,
+        )
         return outputs
 
     return jax.jit(step)

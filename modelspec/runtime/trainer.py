@@ -55,8 +55,15 @@ def to_host(values: dict[str, jax.Array]) -> dict[str, float]:
 
 
 class Trainer:
-    def __init__(self, session: Session, run_dir: Path, *, progress: bool = True,
-                 tty: bool | None = None, max_steps: int | None = None):
+    def __init__(
+        self,
+        session: Session,
+        run_dir: Path,
+        *,
+        progress: bool = True,
+        tty: bool | None = None,
+        max_steps: int | None = None,
+    ):
         self.s = session
         self.spec = session.spec
         self.run_dir = run_dir
@@ -65,7 +72,9 @@ class Trainer:
         d = self.spec.data
         self.batch_size, self.drop = d.batch_size, d.drop_remainder
         self.steps_per_epoch = self.data.train.num_batches(self.batch_size, self.drop)
-        self.progress = Progress(self.spec.train.epochs, self.steps_per_epoch, enabled=progress, tty=tty)
+        self.progress = Progress(
+            self.spec.train.epochs, self.steps_per_epoch, enabled=progress, tty=tty
+        )
         lr0 = optimizer_spec(self.spec).learning_rate
         self.base_lr = float(lr0) if isinstance(lr0, int | float) else 1.0
         self.callbacks: list[Any] = []
@@ -75,10 +84,12 @@ class Trainer:
             elif cb.type == "ReduceLROnPlateau":
                 self.callbacks.append(ReduceLROnPlateauCallback(cb, self.base_lr))
         self.terminate_on_nan = self.spec.train.terminate_on_nan or any(
-            cb.type == "TerminateOnNaN" for cb in self.spec.train.callbacks)
+            cb.type == "TerminateOnNaN" for cb in self.spec.train.callbacks
+        )
         ck = self.spec.checkpoint
-        self.ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=ck.max_to_keep,
-                                 async_save=ck.async_save)
+        self.ckpt = Checkpointer(
+            run_dir / "checkpoints", max_to_keep=ck.max_to_keep, async_save=ck.async_save
+        )
         self.log = MetricsLog(run_dir / "metrics.jsonl")
         self.best = None
         self.nan_stopped = False
@@ -86,14 +97,20 @@ class Trainer:
 
     # -- checkpoint --------------------------------------------------------------
     def meta(self, epoch: int, next_batch: int, epochs_logged: int, finished: bool = False):
-        return {"epoch": epoch, "next_batch": next_batch, "epochs_logged": epochs_logged,
-                "callbacks": callback_states(self.callbacks), "finished": finished,
-                "spec_name": self.spec.name}
+        return {
+            "epoch": epoch,
+            "next_batch": next_batch,
+            "epochs_logged": epochs_logged,
+            "callbacks": callback_states(self.callbacks),
+            "finished": finished,
+            "spec_name": self.spec.name,
+        }
 
     def save(self, state, epoch: int, next_batch: int, epochs_logged: int, finished=False):
         extra = {"best": self.best} if self.best is not None else None
-        self.ckpt.save(int(state.step), state, self.meta(epoch, next_batch, epochs_logged, finished),
-                       extra)
+        self.ckpt.save(
+            int(state.step), state, self.meta(epoch, next_batch, epochs_logged, finished), extra
+        )
 
     def resume(self, state):
         step = self.ckpt.latest_step()
@@ -102,13 +119,16 @@ class Trainer:
         meta = self.ckpt.read_meta(step)
         best_like = (state.params, state.batch_stats, state.frozen)
         has_best = self.ckpt.has_extra(step)
-        state, extra = restore_checked(self.ckpt, step, state, self.run_dir,
-                                       {"best": best_like} if has_best else None)
+        state, extra = restore_checked(
+            self.ckpt, step, state, self.run_dir, {"best": best_like} if has_best else None
+        )
         self.best = extra["best"] if extra else None
         restore_states(self.callbacks, meta["callbacks"])
         self.log.truncate(meta["epochs_logged"])
-        self.progress.message(f"Resuming from step {step} (epoch {meta['epoch'] + 1}, "
-                              f"batch {meta['next_batch']}) in {self.run_dir}")
+        self.progress.message(
+            f"Resuming from step {step} (epoch {meta['epoch'] + 1}, "
+            f"batch {meta['next_batch']}) in {self.run_dir}"
+        )
         return state, meta["epoch"], meta["next_batch"], meta["epochs_logged"], meta["finished"]
 
     # -- loop --------------------------------------------------------------------
@@ -130,16 +150,27 @@ class Trainer:
                 b = start_batch
                 while b < self.steps_per_epoch:
                     n = min(spe, self.steps_per_epoch - b)
-                    batches = [self.data.train.batch(epoch, b + i, self.batch_size,
-                                                     shuffle=spec.data.shuffle, seed=spec.seed,
-                                                     drop_remainder=self.drop) for i in range(n)]
+                    batches = [
+                        self.data.train.batch(
+                            epoch,
+                            b + i,
+                            self.batch_size,
+                            shuffle=spec.data.shuffle,
+                            seed=spec.seed,
+                            drop_remainder=self.drop,
+                        )
+                        for i in range(n)
+                    ]
                     # a shorter last chunk compiles once more; resume replays the same chunks
                     state = s.train_step(state, batches[0] if spe == 1 else stack(batches))
                     before, host_step = host_step, host_step + n
                     b += n
                     steps_run += n
-                    if save_every and host_step // save_every > before // save_every \
-                            and b < self.steps_per_epoch:
+                    if (
+                        save_every
+                        and host_step // save_every > before // save_every
+                        and b < self.steps_per_epoch
+                    ):
                         if not self._finite(state):
                             stop = self._nan(host_step, epoch)
                             break
@@ -162,15 +193,21 @@ class Trainer:
                     stop = self._nan(host_step, epoch)
                     break
                 logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
-                logs["learning_rate"] = float(opt.current_learning_rate(state.opt_state, optimizer_spec(spec)))
+                logs["learning_rate"] = float(
+                    opt.current_learning_rate(state.opt_state, optimizer_spec(spec))
+                )
                 record = {"epoch": epoch + 1, "step": host_step, **logs}
                 self.progress.end_epoch(epoch, logs, time.perf_counter() - t_epoch)
                 for cb in self.callbacks:
                     action = cb.on_epoch_end(epoch, logs)
                     if action.save_best:
-                        self.best = jax.tree_util.tree_map(jnp.copy, (state.params, state.batch_stats, state.frozen))
+                        self.best = jax.tree_util.tree_map(
+                            jnp.copy, (state.params, state.batch_stats, state.frozen)
+                        )
                     if action.lr_scale is not None:
-                        state = state._replace(opt_state=opt.set_lr_scale(state.opt_state, action.lr_scale))
+                        state = state._replace(
+                            opt_state=opt.set_lr_scale(state.opt_state, action.lr_scale)
+                        )
                     for m in action.messages:
                         self.progress.message(m)
                     stop = stop or action.stop
@@ -214,20 +251,32 @@ class Trainer:
 
     def _nan(self, step: int, epoch: int) -> bool:
         self.nan_stopped = True
-        self.progress.message(f"TerminateOnNaN: non-finite loss by step {step} (epoch "
-                              f"{epoch + 1}); stopping. The last good checkpoint is kept.")
+        self.progress.message(
+            f"TerminateOnNaN: non-finite loss by step {step} (epoch "
+            f"{epoch + 1}); stopping. The last good checkpoint is kept."
+        )
         return True
 
     def summarize(self, epochs: list[dict[str, Any]], wall: float, steps: int) -> dict[str, Any]:
         if not epochs:
             return {"wall_seconds": wall, "epoch_seconds": self.epoch_seconds}
-        monitor = next((cb.spec.monitor for cb in self.callbacks if hasattr(cb, "restores")),
-                       "val_loss" if "val_loss" in epochs[-1] else "loss")
+        monitor = next(
+            (cb.spec.monitor for cb in self.callbacks if hasattr(cb, "restores")),
+            "val_loss" if "val_loss" in epochs[-1] else "loss",
+        )
         mode_min = not any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1", "r2"))
-        best = (min if mode_min else max)(epochs, key=lambda e: e.get(monitor, math.inf if mode_min else -math.inf))
-        return {"best_epoch": best["epoch"], "monitor": monitor, "best": best.get(monitor),
-                "final": epochs[-1], "wall_seconds": wall, "epoch_seconds": self.epoch_seconds,
-                "steps_per_second": steps / wall if wall > 0 else None}
+        best = (min if mode_min else max)(
+            epochs, key=lambda e: e.get(monitor, math.inf if mode_min else -math.inf)
+        )
+        return {
+            "best_epoch": best["epoch"],
+            "monitor": monitor,
+            "best": best.get(monitor),
+            "final": epochs[-1],
+            "wall_seconds": wall,
+            "epoch_seconds": self.epoch_seconds,
+            "steps_per_second": steps / wall if wall > 0 else None,
+        }
 
 
 def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):
@@ -236,11 +285,17 @@ def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_l
         return ckpt.restore(step, state, extra_like)
     except CheckpointMismatch as exc:
         ckpt.close()
-        raise SpecError.single(Diagnostic(
-            str(run_dir), 0, 0, "checkpoint",
-            f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
-            "optimizer changed): " + "; ".join(exc.lines),
-            hint="Run with --restart to start over, or use another --run-dir.")) from None
+        raise SpecError.single(
+            Diagnostic(
+                str(run_dir),
+                0,
+                0,
+                "checkpoint",
+                f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
+                "optimizer changed): " + "; ".join(exc.lines),
+                hint="Run with --restart to start over, or use another --run-dir.",
+            )
+        ) from None
 
 
 def evaluate_dataset(session: Session, state, dataset, batch_size: int) -> dict[str, float]:
@@ -253,9 +308,16 @@ def evaluate_dataset(session: Session, state, dataset, batch_size: int) -> dict[
     return to_host(session.objective.results(metrics))
 
 
-def train(source: Any, run_dir: str | Path | None = None, overrides: list[str] | tuple = (), *,
-          restart: bool = False, progress: bool = True, tty: bool | None = None,
-          max_steps: int | None = None) -> History:
+def train(
+    source: Any,
+    run_dir: str | Path | None = None,
+    overrides: list[str] | tuple = (),
+    *,
+    restart: bool = False,
+    progress: bool = True,
+    tty: bool | None = None,
+    max_steps: int | None = None,
+) -> History:
     """Train a spec; rerunning with the same run directory resumes from its latest
     checkpoint. Returns the History (per-epoch logs and a summary)."""
     session = open_session(source, overrides)

@@ -15,7 +15,9 @@ from modelspec.schema.metrics import Metric
 from modelspec.schema.optimizers import Optimizer
 from modelspec.schema.training import CheckpointSpec, TrainSpec
 
-DType = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool"]
+DType = Literal[
+    "float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool"
+]
 
 
 class InputSpec(SpecModel):

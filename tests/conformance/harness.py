@@ -74,7 +74,9 @@ def make_inputs(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def keras_layer(layer: dict[str, Any]) -> keras.layers.Layer:
-    args = {k: v for k, v in layer.items() if k not in ("type", "name", "inputs", "use_causal_mask")}
+    args = {
+        k: v for k, v in layer.items() if k not in ("type", "name", "inputs", "use_causal_mask")
+    }
     for k, v in list(args.items()):
         if isinstance(v, dict) and "type" in v:  # initializer config
             cfg = {a: b for a, b in v.items() if a != "type"}
@@ -110,14 +112,18 @@ def run_case(case: Case) -> None:
     # 1. inferred shape == jax.eval_shape
     out = jax.eval_shape(lambda m, inp: m(inp), model, {k: jnp.asarray(v) for k, v in x.items()})
     got = out[node.name]
-    want = tuple(BATCH if i == 0 else (5 if d is None else d)
-                 for i, d in enumerate(inferred.output.shape))
+    want = tuple(
+        BATCH if i == 0 else (5 if d is None else d) for i, d in enumerate(inferred.output.shape)
+    )
     assert got.shape == want, f"{case.id}: eval_shape {got.shape} != inferred {want}"
     assert str(got.dtype) == inferred.output.dtype, f"{case.id}: dtype {got.dtype}"
 
     # 2. built variables == ParamInfo
-    built = {path.split("/", 2)[2]: var for path, var in variables(model).items()
-             if not path.startswith("rngs/")}
+    built = {
+        path.split("/", 2)[2]: var
+        for path, var in variables(model).items()
+        if not path.startswith("rngs/")
+    }
     state = split(model)
     declared = {p.path: p for p in inferred.params}
     assert set(built) == set(declared), f"{case.id}: built {sorted(built)} vs {sorted(declared)}"
@@ -132,7 +138,8 @@ def run_case(case: Case) -> None:
     kvars = {v.path: v for v in klayer.weights}
     assert inferred.trainable_count == sum(int(np.prod(v.shape)) for v in klayer.trainable_weights)
     assert inferred.non_trainable_count == sum(
-        int(np.prod(v.shape)) for v in klayer.non_trainable_weights)
+        int(np.prod(v.shape)) for v in klayer.non_trainable_weights
+    )
 
     # 4. same weights (random, so biases and statistics matter) -> same outputs
     values = {}
@@ -147,8 +154,15 @@ def run_case(case: Case) -> None:
     new_state = _assign(state, values)
     inputs = {k: jnp.asarray(v) for k, v in x.items()}
     for training in (False, True):
-        ours, stats, _ = apply(new_state.graphdef, new_state.params, new_state.batch_stats,
-                               new_state.rng, new_state.frozen, inputs, training=training)
+        ours, stats, _ = apply(
+            new_state.graphdef,
+            new_state.params,
+            new_state.batch_stats,
+            new_state.rng,
+            new_state.frozen,
+            inputs,
+            training=training,
+        )
         ours = np.asarray(ours[node.name])
         if training and case.stochastic:
             ref = np.asarray(keras_call(case, klayer, x, training=False))
@@ -157,14 +171,20 @@ def run_case(case: Case) -> None:
         if training and not case.train_deterministic:
             continue
         ref = np.asarray(keras_call(case, klayer, x, training=training))
-        np.testing.assert_allclose(ours, ref, atol=case.atol, rtol=1e-5,
-                                   err_msg=f"{case.id} training={training}")
+        np.testing.assert_allclose(
+            ours, ref, atol=case.atol, rtol=1e-5, err_msg=f"{case.id} training={training}"
+        )
         if training:
             for path, value in flat(stats):
                 short = "/".join(str(p) for p in path[2:])
                 match = next(k for k in kvars if k.endswith("/" + short))
-                np.testing.assert_allclose(np.asarray(value), np.asarray(kvars[match].value),
-                                           atol=case.atol, rtol=1e-5, err_msg=f"{case.id} {short}")
+                np.testing.assert_allclose(
+                    np.asarray(value),
+                    np.asarray(kvars[match].value),
+                    atol=case.atol,
+                    rtol=1e-5,
+                    err_msg=f"{case.id} {short}",
+                )
 
     # 5. canonical dump round-trip
     dumped = spec.dump()

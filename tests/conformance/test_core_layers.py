@@ -7,25 +7,63 @@ from tests.conformance.harness import Case, run_case
 F = "float32"
 CASES = [
     Case("dense", {"type": "Dense", "units": 4}, {"x": ((6,), F)}),
-    Case("dense_relu_nobias", {"type": "Dense", "units": 3, "activation": "relu", "use_bias": False},
-         {"x": ((5,), F)}),
-    Case("dense_rank3_gelu", {"type": "Dense", "units": 2, "activation": "gelu"}, {"x": ((4, 3), F)}),
+    Case(
+        "dense_relu_nobias",
+        {"type": "Dense", "units": 3, "activation": "relu", "use_bias": False},
+        {"x": ((5,), F)},
+    ),
+    Case(
+        "dense_rank3_gelu", {"type": "Dense", "units": 2, "activation": "gelu"}, {"x": ((4, 3), F)}
+    ),
     Case("dense_frozen", {"type": "Dense", "units": 2, "trainable": False}, {"x": ((3,), F)}),
-    *[Case(f"activation_{a}", {"type": "Activation", "activation": a}, {"x": ((4, 3), F)})
-      for a in ("relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish",
-                "mish", "tanh", "sigmoid", "hard_sigmoid", "hard_silu", "hard_swish", "hard_tanh",
-                "log_sigmoid", "softmax", "log_softmax", "softplus", "softsign", "exponential",
-                "linear")],
+    *[
+        Case(f"activation_{a}", {"type": "Activation", "activation": a}, {"x": ((4, 3), F)})
+        for a in (
+            "relu",
+            "relu6",
+            "leaky_relu",
+            "elu",
+            "selu",
+            "celu",
+            "gelu",
+            "silu",
+            "swish",
+            "mish",
+            "tanh",
+            "sigmoid",
+            "hard_sigmoid",
+            "hard_silu",
+            "hard_swish",
+            "hard_tanh",
+            "log_sigmoid",
+            "softmax",
+            "log_softmax",
+            "softplus",
+            "softsign",
+            "exponential",
+            "linear",
+        )
+    ],
     Case("dropout", {"type": "Dropout", "rate": 0.5}, {"x": ((40,), F)}, stochastic=True),
-    Case("dropout_noise_shape", {"type": "Dropout", "rate": 0.3, "noise_shape": [None, 1, 8]},
-         {"x": ((6, 8), F)}, stochastic=True),
+    Case(
+        "dropout_noise_shape",
+        {"type": "Dropout", "rate": 0.3, "noise_shape": [None, 1, 8]},
+        {"x": ((6, 8), F)},
+        stochastic=True,
+    ),
     Case("flatten", {"type": "Flatten"}, {"x": ((2, 3, 4), F)}),
     Case("reshape", {"type": "Reshape", "target_shape": [3, 4]}, {"x": ((12,), F)}),
     Case("reshape_infer", {"type": "Reshape", "target_shape": [-1, 2]}, {"x": ((3, 4), F)}),
     Case("rescaling", {"type": "Rescaling", "scale": 0.5, "offset": -1.0}, {"x": ((4,), F)}),
-    Case("embedding", {"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"x": ((5,), "int32")}),
-    Case("embedding_2d", {"type": "Embedding", "input_dim": 7, "output_dim": 3},
-         {"x": ((2, 3), "int32")}, int_high=7),
+    Case(
+        "embedding", {"type": "Embedding", "input_dim": 10, "output_dim": 4}, {"x": ((5,), "int32")}
+    ),
+    Case(
+        "embedding_2d",
+        {"type": "Embedding", "input_dim": 7, "output_dim": 3},
+        {"x": ((2, 3), "int32")},
+        int_high=7,
+    ),
 ]
 
 

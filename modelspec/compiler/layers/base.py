@@ -35,15 +35,25 @@ class Layer(nnx.Module):
     implement `__call__(x, *, training, rngs)` (merge layers get a list; named-argument
     layers get keyword tensors)."""
 
-    def create(self, params: Sequence[ParamInfo], key: jax.Array,
-               initializers: dict[str, Any], fan_axes: dict[str, tuple] | None = None) -> None:
+    def create(
+        self,
+        params: Sequence[ParamInfo],
+        key: jax.Array,
+        initializers: dict[str, Any],
+        fan_axes: dict[str, tuple] | None = None,
+    ) -> None:
         """Create one variable per ParamInfo; nested paths ('query/kernel') become
         submodules so the NNX path matches Keras's weight path."""
         keys = jax.random.split(key, max(len(params), 1))
         for info, k in zip(params, keys, strict=False):
             name = info.path.split("/")[-1]
-            value = initialize(initializers[info.path], k, info.shape, jnp.float32,
-                               fan_axes=(fan_axes or {}).get(info.path))
+            value = initialize(
+                initializers[info.path],
+                k,
+                info.shape,
+                jnp.float32,
+                fan_axes=(fan_axes or {}).get(info.path),
+            )
             owner = self
             for part in info.path.split("/")[:-1]:
                 if not hasattr(owner, part):

@@ -14,8 +14,9 @@ from modelspec.compiler.layers.registry import builder
 class Dense(Layer):
     def __init__(self, spec, x, shape, key):
         self.act = spec.activation
-        self.create(shape.params, key, {"kernel": spec.kernel_initializer,
-                                        "bias": spec.bias_initializer})
+        self.create(
+            shape.params, key, {"kernel": spec.kernel_initializer, "bias": spec.bias_initializer}
+        )
 
     def __call__(self, x, *, training=False, rngs=None):
         y = jnp.matmul(x.astype(self.kernel.dtype), self.kernel[...])
@@ -42,8 +43,13 @@ class Dropout(Layer):
     def __call__(self, x, *, training=False, rngs=None):
         if not training or self.rate == 0.0:
             return x
-        shape = x.shape if self.noise_shape is None else tuple(
-            d if n is None else n for n, d in zip(self.noise_shape, x.shape, strict=True))
+        shape = (
+            x.shape
+            if self.noise_shape is None
+            else tuple(
+                d if n is None else n for n, d in zip(self.noise_shape, x.shape, strict=True)
+            )
+        )
         keep = jax.random.bernoulli(rngs.dropout(), 1.0 - self.rate, shape)
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 

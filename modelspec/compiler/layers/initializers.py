@@ -15,8 +15,9 @@ import jax.numpy as jnp
 Shape = tuple[int, ...]
 
 
-def compute_fans(shape: Shape, in_axes: Sequence[int] | None = None,
-                 out_axes: Sequence[int] | None = None) -> tuple[int, int]:
+def compute_fans(
+    shape: Shape, in_axes: Sequence[int] | None = None, out_axes: Sequence[int] | None = None
+) -> tuple[int, int]:
     """Keras's `compute_fans` (conv kernels: receptive field x channels)."""
     if in_axes is not None and out_axes is not None:
         return math.prod(shape[a] for a in in_axes), math.prod(shape[a] for a in out_axes)
@@ -30,8 +31,9 @@ def compute_fans(shape: Shape, in_axes: Sequence[int] | None = None,
     return shape[-2] * field, shape[-1] * field
 
 
-def variance_scaling(key, shape: Shape, dtype, scale: float, mode: str, distribution: str,
-                     fans: tuple[int, int]) -> jax.Array:
+def variance_scaling(
+    key, shape: Shape, dtype, scale: float, mode: str, distribution: str, fans: tuple[int, int]
+) -> jax.Array:
     fan_in, fan_out = fans
     denom = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     scale = scale / max(1.0, denom)
@@ -64,8 +66,14 @@ _VS = {
 }
 
 
-def initialize(spec, key, shape: Shape, dtype=jnp.float32, *,
-               fan_axes: tuple[Sequence[int], Sequence[int]] | None = None) -> jax.Array:
+def initialize(
+    spec,
+    key,
+    shape: Shape,
+    dtype=jnp.float32,
+    *,
+    fan_axes: tuple[Sequence[int], Sequence[int]] | None = None,
+) -> jax.Array:
     """Draw a value for `shape` from a spec initializer (a name or a config model)."""
     fans = compute_fans(shape, *(fan_axes or (None, None)))
     name = spec if isinstance(spec, str) else spec.type

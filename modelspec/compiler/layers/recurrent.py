@@ -130,6 +130,7 @@ class _Recurrent(Layer):
 
             def project(xz_t):
                 return xz_t
+
         if self.go_backwards:
             xs = jnp.flip(xs, axis=0)
 

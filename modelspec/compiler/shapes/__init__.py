@@ -44,8 +44,10 @@ def infer(graph: Graph, spec, locate: Locate) -> tuple[dict[str, LayerShape], li
             errors.append(_diagnostic(exc, node, types, locate))
             continue
         if not node.layer.trainable:
-            result = LayerShape(result.output, tuple(
-                type(p)(p.path, p.shape, p.axes, p.collection, False) for p in result.params))
+            result = LayerShape(
+                result.output,
+                tuple(type(p)(p.path, p.shape, p.axes, p.collection, False) for p in result.params),
+            )
         shapes[node.name] = result
         types[node.name] = result.output
     return shapes, errors
@@ -56,7 +58,11 @@ def _diagnostic(exc: ShapeError, node: Node, types, locate: Locate) -> Diagnosti
     listing = ", ".join(f"'{r}' {types[r]}" for r in node.refs)
     if exc.field == "inputs":
         path = (*base, "inputs") if node.layer.inputs is not None else base
-        received = exc.received if exc.received and len(node.refs) == 1 and "=" in exc.received else listing
+        received = (
+            exc.received
+            if exc.received and len(node.refs) == 1 and "=" in exc.received
+            else listing
+        )
         message = f"{node.layer.type} '{node.name}': {exc.message}"
     else:
         path = (*base, exc.field) if exc.field else base

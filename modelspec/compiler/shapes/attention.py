@@ -13,11 +13,17 @@ def mha(layer, args: dict[str, TensorType]) -> LayerShape:
     for name, t in (("query", q), ("value", v), ("key", k)):
         need_min_rank(t, 3, f" for `{name}` (batch, ..., features)")
     if q.rank != v.rank:
-        raise ShapeError(f"query {q} and value {v} must have the same rank", field="inputs",
-                         received=f"query={q}, value={v}")
+        raise ShapeError(
+            f"query {q} and value {v} must have the same rank",
+            field="inputs",
+            received=f"query={q}, value={v}",
+        )
     if k.shape[:-1] != v.shape[:-1] and None not in k.shape[1:-1] + v.shape[1:-1]:
-        raise ShapeError(f"key {k} and value {v} must match on all but the last axis",
-                         field="inputs", received=f"key={k}, value={v}")
+        raise ShapeError(
+            f"key {k} and value {v} must match on all but the last axis",
+            field="inputs",
+            received=f"key={k}, value={v}",
+        )
     h, kd = layer.num_heads, layer.key_dim
     vd = layer.value_dim or kd
     dq, dk, dv = known_last(q), known_last(k), known_last(v)

@@ -24,19 +24,27 @@ def conv(layer, x: TensorType) -> LayerShape:
     s = as_tuple(layer.strides, n, "strides")
     d = as_tuple(layer.dilation_rate, n, "dilation_rate")
     if max(s) > 1 and max(d) > 1:
-        raise ShapeError("strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)",
-                         field="strides", received=f"strides={layer.strides}")
+        raise ShapeError(
+            "strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)",
+            field="strides",
+            received=f"strides={layer.strides}",
+        )
     c = known_last(x)
     g = layer.groups
     if c % g or layer.filters % g:
-        raise ShapeError(f"input channels ({c}) and filters ({layer.filters}) must both be "
-                         f"divisible by groups", field="groups", received=f"groups={g}")
+        raise ShapeError(
+            f"input channels ({c}) and filters ({layer.filters}) must both be divisible by groups",
+            field="groups",
+            received=f"groups={g}",
+        )
     spatial = tuple(window_out(x.shape[1 + i], k[i], s[i], d[i], layer.padding) for i in range(n))
     if any(o == 0 for o in spatial):
-        raise ShapeError(f"the input {x} is smaller than the kernel {list(k)} with "
-                         f"padding='valid'", field="kernel_size",
-                         received=f"kernel_size={layer.kernel_size}",
-                         hint="Use a smaller kernel_size or padding: same.")
+        raise ShapeError(
+            f"the input {x} is smaller than the kernel {list(k)} with padding='valid'",
+            field="kernel_size",
+            received=f"kernel_size={layer.kernel_size}",
+            hint="Use a smaller kernel_size or padding: same.",
+        )
     axes = (None,) * n + ("conv_in", "conv_out")
     params = [ParamInfo("kernel", (*k, c // g, layer.filters), axes)]
     if layer.use_bias:
@@ -52,9 +60,12 @@ def pool2d(layer, x: TensorType) -> LayerShape:
     s = as_tuple(layer.strides if layer.strides is not None else p, 2, "strides")
     spatial = tuple(window_out(x.shape[1 + i], p[i], s[i], 1, layer.padding) for i in range(2))
     if any(o == 0 for o in spatial):
-        raise ShapeError(f"the input {x} is smaller than pool_size {list(p)}",
-                         field="pool_size", received=f"pool_size={layer.pool_size}",
-                         hint="Use a smaller pool_size or padding: same.")
+        raise ShapeError(
+            f"the input {x} is smaller than pool_size {list(p)}",
+            field="pool_size",
+            received=f"pool_size={layer.pool_size}",
+            hint="Use a smaller pool_size or padding: same.",
+        )
     # Max pooling keeps integer inputs integer (as Keras does); averages are floats.
     keep = layer.type == "MaxPooling2D" and not x.is_float
     dtype = x.dtype if keep else float_out(x)

@@ -28,12 +28,18 @@ def dropout(layer, x: TensorType) -> LayerShape:
     if layer.noise_shape is not None:
         ns = layer.noise_shape
         if len(ns) != x.rank:
-            raise ShapeError(f"noise_shape needs {x.rank} entries (batch axis included)",
-                             field="noise_shape", received=f"noise_shape={ns}")
+            raise ShapeError(
+                f"noise_shape needs {x.rank} entries (batch axis included)",
+                field="noise_shape",
+                received=f"noise_shape={ns}",
+            )
         for i, (n, d) in enumerate(zip(ns, x.shape, strict=True)):
             if n is not None and n != 1 and d is not None and n != d:
-                raise ShapeError(f"noise_shape axis {i} must be 1, null or {d}",
-                                 field="noise_shape", received=f"noise_shape={ns}")
+                raise ShapeError(
+                    f"noise_shape axis {i} must be 1, null or {d}",
+                    field="noise_shape",
+                    received=f"noise_shape={ns}",
+                )
     return LayerShape(TensorType(x.shape, float_out(x)))
 
 
@@ -48,35 +54,45 @@ def reshape(layer, x: TensorType) -> LayerShape:
     target = list(layer.target_shape)
     shown = f"target_shape={target}"
     if target.count(-1) > 1:
-        raise ShapeError("at most one entry of target_shape may be -1", field="target_shape",
-                         received=shown)
+        raise ShapeError(
+            "at most one entry of target_shape may be -1", field="target_shape", received=shown
+        )
     if any(t == 0 or t < -1 for t in target):
-        raise ShapeError("target_shape entries must be positive or -1", field="target_shape",
-                         received=shown)
+        raise ShapeError(
+            "target_shape entries must be positive or -1", field="target_shape", received=shown
+        )
     size = mul_dims(x.shape[1:])
     known = math.prod(t for t in target if t != -1)
     if -1 in target:
         if size is not None:
             if size % known:
-                raise ShapeError(f"cannot reshape {x} to {tuple(target)}: {size} values per "
-                                 f"sample do not divide into groups of {known}",
-                                 field="target_shape", received=shown)
+                raise ShapeError(
+                    f"cannot reshape {x} to {tuple(target)}: {size} values per "
+                    f"sample do not divide into groups of {known}",
+                    field="target_shape",
+                    received=shown,
+                )
             target[target.index(-1)] = size // known
         else:
             target[target.index(-1)] = None
     elif size is not None and size != known:
-        raise ShapeError(f"cannot reshape {x} to {tuple(target)}: {size} values per sample "
-                         f"vs {known}", field="target_shape", received=shown,
-                         hint=f"The product of target_shape must be {size}; use -1 for one "
-                         "axis to infer it.")
+        raise ShapeError(
+            f"cannot reshape {x} to {tuple(target)}: {size} values per sample vs {known}",
+            field="target_shape",
+            received=shown,
+            hint=f"The product of target_shape must be {size}; use -1 for one axis to infer it.",
+        )
     return LayerShape(TensorType((x.shape[0], *target), x.dtype))
 
 
 @rule("Embedding")
 def embedding(layer, x: TensorType) -> LayerShape:
     if x.dtype not in INT_DTYPES:
-        raise ShapeError(f"Embedding needs integer token ids, but its input is {x.dtype}",
-                         field="inputs", received=f"dtype={x.dtype}",
-                         hint="Declare the model input with `dtype: int32`.")
+        raise ShapeError(
+            f"Embedding needs integer token ids, but its input is {x.dtype}",
+            field="inputs",
+            received=f"dtype={x.dtype}",
+            hint="Declare the model input with `dtype: int32`.",
+        )
     params = (ParamInfo("embeddings", (layer.input_dim, layer.output_dim), ("vocab", "embed")),)
     return LayerShape(TensorType((*x.shape, layer.output_dim), "float32"), params)

@@ -29,8 +29,11 @@ def elementwise(layer, xs: list[TensorType]) -> LayerShape:
     for axis in range(rank):
         dims = {x.shape[axis] for x in xs} - {None, 1}
         if len(dims) > 1:
-            raise ShapeError(f"{layer.type} inputs have incompatible shapes (axis {axis}: "
-                             f"{' vs '.join(str(d) for d in sorted(dims))})", field="inputs")
+            raise ShapeError(
+                f"{layer.type} inputs have incompatible shapes (axis {axis}: "
+                f"{' vs '.join(str(d) for d in sorted(dims))})",
+                field="inputs",
+            )
         known = [x.shape[axis] for x in xs if x.shape[axis] is not None]
         out.append(max(known) if len(known) == len(xs) else (dims.pop() if dims else None))
     return LayerShape(TensorType(tuple(out), _result_dtype(xs)))
@@ -43,15 +46,20 @@ def concatenate(layer, xs: list[TensorType]) -> LayerShape:
         raise ShapeError("Concatenate inputs must have the same rank", field="inputs")
     axis = layer.axis + rank if layer.axis < 0 else layer.axis
     if not 1 <= axis < rank:
-        raise ShapeError(f"axis {layer.axis} is out of range for rank-{rank} inputs (the "
-                         "batch axis cannot be concatenated)", field="axis",
-                         received=f"axis={layer.axis}")
+        raise ShapeError(
+            f"axis {layer.axis} is out of range for rank-{rank} inputs (the "
+            "batch axis cannot be concatenated)",
+            field="axis",
+            received=f"axis={layer.axis}",
+        )
     out = list(xs[0].shape)
     for i in range(rank):
         dims = [x.shape[i] for x in xs]
         if i == axis:
             out[i] = None if None in dims else sum(dims)
         elif len({d for d in dims if d is not None}) > 1:
-            raise ShapeError(f"Concatenate inputs must match on every axis but {layer.axis} "
-                             f"(axis {i} differs)", field="inputs")
+            raise ShapeError(
+                f"Concatenate inputs must match on every axis but {layer.axis} (axis {i} differs)",
+                field="inputs",
+            )
     return LayerShape(TensorType(tuple(out), _result_dtype(xs)))

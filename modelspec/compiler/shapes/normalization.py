@@ -11,11 +11,17 @@ def normalize_axes(axes: int | list[int], x: TensorType, field: str = "axis") ->
     for a in [axes] if isinstance(axes, int) else axes:
         b = a + x.rank if a < 0 else a
         if not 1 <= b < x.rank:
-            raise ShapeError(f"axis {a} is out of range for input {x} (the batch axis 0 "
-                             "cannot be normalized)", field=field, received=f"{field}={axes}")
+            raise ShapeError(
+                f"axis {a} is out of range for input {x} (the batch axis 0 cannot be normalized)",
+                field=field,
+                received=f"{field}={axes}",
+            )
         if x.shape[b] is None:
-            raise ShapeError(f"axis {a} of the input {x} must have a known size", field=field,
-                             received=f"{field}={axes}")
+            raise ShapeError(
+                f"axis {a} of the input {x} must have a known size",
+                field=field,
+                received=f"{field}={axes}",
+            )
         out.append(b)
     return sorted(set(out))
 

@@ -48,14 +48,18 @@ def need_rank(x: TensorType, rank: int | tuple[int, ...], what: str) -> None:
 
 def need_min_rank(x: TensorType, rank: int, what: str = "") -> None:
     if x.rank < rank:
-        raise ShapeError(f"expects input of rank >= {rank}{what}, got rank {x.rank}",
-                         field="inputs", received=str(x))
+        raise ShapeError(
+            f"expects input of rank >= {rank}{what}, got rank {x.rank}",
+            field="inputs",
+            received=str(x),
+        )
 
 
 def known_last(x: TensorType) -> int:
     if x.shape[-1] is None:
-        raise ShapeError("the last axis of the input must be known (not null)", field="inputs",
-                         received=str(x))
+        raise ShapeError(
+            "the last axis of the input must be known (not null)", field="inputs", received=str(x)
+        )
     return x.shape[-1]
 
 

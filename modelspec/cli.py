@@ -88,11 +88,14 @@ def check(
 def summary(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    mesh: Annotated[str | None, typer.Option(
+        "--mesh", help="Show the sharding plan on a mesh, e.g. data=2,fsdp=2,tensor=2: each "
+        "parameter's partition spec and per-device memory (no devices needed).")] = None,
     set_: SetOption = None,
 ) -> None:
     """Print the model's layers, output shapes and parameter counts (Keras counting:
     batch statistics are non-trainable). No JAX needed."""
-    from modelspec.compiler.summary import render_table, summarize
+    from modelspec.compiler.summary import render_sharding, render_table, summarize
 
     if format not in ("table", "json"):
         typer.echo(f"--format: must be 'table' or 'json'. Received: {format!r}.", err=True)
@@ -102,12 +105,27 @@ def summary(
     except SpecError as error:
         _fail(error)
     info = summarize(loaded)
+    if mesh is not None:
+        from modelspec.compiler.sharding import ShardingError, parse_mesh, plan_for
+
+        try:
+            sizes = parse_mesh(mesh)
+            plan = plan_for(loaded, sizes)
+        except ValueError as exc:
+            typer.echo(f"--mesh: {exc}.", err=True)
+            raise typer.Exit(2) from None
+        except ShardingError as exc:
+            _fail(SpecError(exc.diagnostics))
+        info["sharding"] = plan.as_dict(loaded.optimizer)
     if format == "json":
         typer.echo(json.dumps(info, indent=2))
         return
     from rich.console import Console
 
-    table, totals = render_table(info)
+    if mesh is not None:
+        table, totals = render_sharding(info["sharding"])
+    else:
+        table, totals = render_table(info)
     console = Console()
     needed = sum(max(len(c) for c in col.cells) if col.cells else 0 for col in table.columns)
     console = Console(width=max(console.width, needed + 3 * len(table.columns) + 1))
@@ -155,6 +173,8 @@ def train(
     except SpecError as error:
         _fail(error)
     s = history.summary
+    if not is_main_process():
+        return
     if s.get("final"):
         final = {k: v for k, v in s["final"].items() if k not in ("epoch", "step")}
         typer.echo(

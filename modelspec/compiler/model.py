@@ -17,6 +17,7 @@ from flax import nnx
 
 from modelspec.compiler.layers import BUILDERS
 from modelspec.compiler.layers.base import Frozen
+from modelspec.compiler.layers.sharding import constrain
 from modelspec.compiler.load import analysis, load
 from modelspec.compiler.shapes import input_types, node_inputs
 from modelspec.schema.spec import Spec
@@ -78,6 +79,8 @@ class SpecModel(nnx.Module):
                 out = layer([values[r] for r in args], training=training, rngs=self.rngs)
             else:
                 out = layer(**{a: values[r] for a, r in args}, training=training, rngs=self.rngs)
+            if getattr(out, "ndim", 0) >= 1:  # keep the batch axis on the data axes
+                out = constrain(out, ("batch",) + (None,) * (out.ndim - 1))
             values[name] = out
         return {n: values[n] for n in self.output_names}
 

@@ -100,3 +100,24 @@ def render_table(summary: dict[str, Any]):
         f"({human_bytes(summary['non_trainable_params'] * BYTES_PER_PARAM)})",
     ]
     return table, totals
+
+
+def render_sharding(sharding: dict[str, Any]):
+    """Per-parameter partition specs and per-device memory on a mesh."""
+    from rich.table import Table
+
+    mesh = ", ".join(f"{k}={v}" for k, v in sharding["mesh"].items())
+    table = Table(title=f"Sharding on mesh ({mesh})", title_justify="left")
+    for col in ("Parameter", "Shape", "Logical axes", "Partition spec", "Per device"):
+        table.add_column(col, no_wrap=True)
+    for p in sharding["parameters"]:
+        table.add_row(f'{p["layer"]}/{p["path"]}', str(tuple(p["shape"])),
+                      "(" + ", ".join(str(a) for a in p["axes"]) + ")", p["partition_spec"],
+                      str(tuple(p["per_device_shape"])))
+    totals = [
+        f' Parameters per device: {human_bytes(sharding["params_bytes_per_device"])}',
+        f' Optimizer state per device: {human_bytes(sharding["optimizer_bytes_per_device"])} '
+        f'({sharding["optimizer_slots"]} slot(s) per trainable parameter)',
+        " Batch axis -> " + ("x".join(sharding["rules"].get("batch", [])) or "replicated"),
+    ]
+    return table, totals

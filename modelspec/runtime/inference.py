@@ -11,6 +11,7 @@ import numpy as np
 from modelspec.compiler.shapes import input_types
 from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
 from modelspec.runtime.checkpoint import Checkpointer
+from modelspec.runtime.distribute import put_batch
 from modelspec.runtime.session import Session, open_session
 from modelspec.runtime.trainer import evaluate_dataset, restore_checked
 
@@ -93,7 +94,7 @@ def predict(
             part = {
                 k: np.concatenate([v, np.repeat(v[:1], bs - real, axis=0)]) for k, v in part.items()
             }
-        out = session.predict_step(state, part)
+        out = session.predict_step(state, put_batch(session.dist, part))
         for name, value in out.items():
             chunks.setdefault(name, []).append(np.asarray(value)[:real])
     outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}

@@ -38,18 +38,23 @@ class MetricsLog:
 class TensorBoard:
     """Scalar event files under `<run_dir>/tensorboard` (tensorboardX; no TensorFlow)."""
 
-    def __init__(self, directory: Path, purge_step: int | None = None):
-        from tensorboardX import SummaryWriter
+    def __init__(self, directory: Path, purge_step: int | None = None, enabled: bool = True):
+        self.writer = None
+        if enabled:
+            from tensorboardX import SummaryWriter
 
-        self.writer = SummaryWriter(str(directory), purge_step=purge_step, flush_secs=10)
+            self.writer = SummaryWriter(str(directory), purge_step=purge_step, flush_secs=10)
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
         for key, value in values.items():
             self.writer.add_scalar(f"{prefix}/{key}", value, step)
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
 
 
 def fmt(values: dict[str, float]) -> str:

@@ -9,18 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from modelspec.compiler.load import analysis, load
-from modelspec.compiler.model import SpecModel, split
+from modelspec.compiler.model import FILTERS, SpecModel, split
 from modelspec.compiler.shapes import input_types
 from modelspec.errors import Diagnostic, SpecError
+from modelspec.runtime import distribute
 from modelspec.runtime.data import Datasets, load_data
 from modelspec.runtime.objectives import Objective, build_objective, losses_by_output
 from modelspec.runtime.optimizers import build_optimizer
 from modelspec.runtime.steps import (
     TrainState,
-    init_state,
     jit_train,
     make_eval_step,
     make_predict_step,
@@ -41,6 +43,8 @@ class Session:
     train_step: Any = None
     eval_step: Any = None
     predict_step: Any = None
+    dist: Any = None
+    shardings: Any = None
 
     @property
     def base_dir(self) -> Path:
@@ -93,33 +97,34 @@ def optimizer_spec(spec: Spec):
     return spec.optimizer if spec.optimizer is not None else RMSprop(type="RMSprop")
 
 
-def open_session(source: Any, overrides: list[str] | tuple = (), *, data: bool = True) -> Session:
-    """Load and check the spec (and data), then compile model, objective and steps.
-    The state always has the training structure, so `evaluate`/`predict` restore the
-    same checkpoints that `train` writes."""
+def open_session(
+    source: Any, overrides: list[str] | tuple = (), *, data: bool = True, devices: list | None = None
+) -> Session:
+    """Load and check the spec (and data), lay out the device mesh, create the state
+    already sharded, and compile the steps. The state always has the training
+    structure, so `evaluate`/`predict` restore the same checkpoints `train` writes."""
     spec = load(source, overrides)
+    dist = distribute.setup(spec, devices)
     datasets = load_datasets(spec) if data else None
-    model = split(SpecModel(spec))
     objective = build_objective(spec) if spec.loss is not None else None
     tx = build_optimizer(optimizer_spec(spec))
-    state = (
-        init_state(model, tx, objective)
-        if objective is not None
-        else TrainState(
-            jax.numpy.zeros((), "int32"),
-            model.params,
-            model.batch_stats,
-            model.rng,
-            model.frozen,
-            tx.init(model.params),
-            {},
-        )
-    )
-    session = Session(spec, datasets, model.graphdef, objective, tx, state)
+    graphdef = nnx.split(nnx.eval_shape(lambda: SpecModel(spec)), *FILTERS)[0]
+
+    def init():
+        model = split(SpecModel(spec))
+        metrics = objective.init_metrics() if objective is not None else {}
+        return TrainState(jnp.zeros((), jnp.int32), model.params, model.batch_stats, model.rng,
+                          model.frozen, tx.init(model.params), metrics)
+
+    # Created by a jitted init with output shardings: no full replica on one device.
+    shardings = distribute.state_shardings(dist, jax.eval_shape(init))
+    state = jax.jit(init, out_shardings=shardings)()
+    session = Session(spec, datasets, graphdef, objective, tx, state, dist=dist,
+                      shardings=shardings)
+    spe = spec.train.steps_per_execution
     if objective is not None:
-        session.train_step = jit_train(
-            make_train_step(model.graphdef, tx, objective), spec.train.steps_per_execution
-        )
-        session.eval_step = make_eval_step(model.graphdef, objective)
-    session.predict_step = make_predict_step(model.graphdef)
+        session.train_step = jit_train(make_train_step(graphdef, tx, objective, dist), spe,
+                                       dist, shardings)
+        session.eval_step = make_eval_step(graphdef, objective, dist, shardings)
+    session.predict_step = make_predict_step(graphdef, dist, shardings)
     return session

@@ -8,6 +8,7 @@ Metric states ride along in the TrainState, so nothing is read back per step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from modelspec.compiler.model import ModelState, apply
 from modelspec.runtime.objectives import Objective
@@ -46,10 +48,15 @@ def init_state(
     )
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objective) -> Callable:
+def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objective,
+                    dist=None) -> Callable:
     """(state, batch) -> state: forward, loss, grads, optimizer update, metrics."""
 
     def step(state: TrainState, batch) -> TrainState:
+        with _active(dist):
+            return _train(state, batch)
+
+    def _train(state: TrainState, batch) -> TrainState:
         def loss_fn(params):
             outputs, stats, rng = apply(
                 graphdef,
@@ -76,54 +83,57 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objec
     return step
 
 
-def jit_train(step: Callable, steps_per_execution: int) -> Callable:
-    """Jit one step, or a scan of several over batches stacked on a leading axis."""
+def _active(dist):
+    """Activation sharding constraints are traced only inside a distributed step."""
+    return dist.active() if dist is not None else contextlib.nullcontext()
+
+
+def jit_train(step: Callable, steps_per_execution: int, dist=None, shardings=None) -> Callable:
+    """Jit one step, or a scan of several over batches stacked on a leading axis, with
+    explicit state/batch shardings and the state donated."""
+    kw = {}
+    if dist is not None:
+        spec = dist.batch_spec if steps_per_execution == 1 else PartitionSpec(None, *dist.batch_spec)
+        kw = {"in_shardings": (shardings, dist.sharding(spec)), "out_shardings": shardings}
     if steps_per_execution == 1:
-        return jax.jit(step, donate_argnums=0)
+        return jax.jit(step, donate_argnums=0, **kw)
 
     def many(state, batches):
         return jax.lax.scan(lambda s, b: (step(s, b), None), state, batches)[0]
 
-    return jax.jit(many, donate_argnums=0)
+    return jax.jit(many, donate_argnums=0, **kw)
 
 
-def make_eval_step(graphdef, objective: Objective) -> Callable:
+def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) -> Callable:
     """(state, metric_state, batch) -> metric_state, in inference mode."""
 
     def step(state: TrainState, metrics, batch):
-        outputs, _, _ = apply(
-            graphdef,
-            state.params,
-            state.batch_stats,
-            state.rng,
-            state.frozen,
-            batch["inputs"],
-            training=False,
-        )
+        with _active(dist):
+            outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng,
+                                  state.frozen, batch["inputs"], training=False)
         loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
         return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
 
-    return jax.jit(step, donate_argnums=1)
+    kw = {}
+    if dist is not None:
+        kw = {"in_shardings": (shardings, shardings.metrics, dist.sharding(dist.batch_spec)),
+              "out_shardings": shardings.metrics}
+    return jax.jit(step, donate_argnums=1, **kw)
 
 
-def make_predict_step(graphdef) -> Callable:
+def make_predict_step(graphdef, dist=None, shardings=None) -> Callable:
+    """(state, inputs) -> outputs, in inference mode."""
+
     def step(state: TrainState, inputs):
-        outputs, _, _ = apply(
-            graphdef,
-            state.params,
-            state.batch_stats,
-            state.rng,
-            state.frozen,
-            inputs,
-            training=False,
-        )
+        with _active(dist):
+            outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng,
+                                  state.frozen, inputs, training=False)
         return outputs
 
-    return jax.jit(step)
-
-
-def reset_metrics(state: TrainState, objective: Objective) -> TrainState:
-    return state._replace(metrics=objective.init_metrics())
+    kw = {}
+    if dist is not None:
+        kw = {"in_shardings": (shardings, dist.sharding(dist.batch_spec))}
+    return jax.jit(step, **kw)
 
 
 def stack(batches: list) -> Any:

@@ -31,9 +31,10 @@ from modelspec.runtime.callbacks import (
     restore_states,
 )
 from modelspec.runtime.checkpoint import Checkpointer, CheckpointMismatch
+from modelspec.runtime.distribute import is_main_process, put_batch
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
-from modelspec.runtime.steps import reset_metrics, stack
+from modelspec.runtime.steps import stack
 
 
 @dataclass
@@ -72,8 +73,9 @@ class Trainer:
         d = self.spec.data
         self.batch_size, self.drop = d.batch_size, d.drop_remainder
         self.steps_per_epoch = self.data.train.num_batches(self.batch_size, self.drop)
+        self.main = is_main_process()  # only process 0 prints and writes logs
         self.progress = Progress(
-            self.spec.train.epochs, self.steps_per_epoch, enabled=progress, tty=tty
+            self.spec.train.epochs, self.steps_per_epoch, enabled=progress and self.main, tty=tty
         )
         lr0 = optimizer_spec(self.spec).learning_rate
         self.base_lr = float(lr0) if isinstance(lr0, int | float) else 1.0
@@ -91,6 +93,7 @@ class Trainer:
             run_dir / "checkpoints", max_to_keep=ck.max_to_keep, async_save=ck.async_save
         )
         self.log = MetricsLog(run_dir / "metrics.jsonl")
+        self.records: list[dict[str, Any]] = []
         self.best = None
         self.nan_stopped = False
         self.epoch_seconds: list[float] = []
@@ -124,7 +127,9 @@ class Trainer:
         )
         self.best = extra["best"] if extra else None
         restore_states(self.callbacks, meta["callbacks"])
-        self.log.truncate(meta["epochs_logged"])
+        self.records = self.log.read()[: meta["epochs_logged"]]
+        if self.main:
+            self.log.truncate(meta["epochs_logged"])
         self.progress.message(
             f"Resuming from step {step} (epoch {meta['epoch'] + 1}, "
             f"batch {meta['next_batch']}) in {self.run_dir}"
@@ -135,7 +140,8 @@ class Trainer:
     def run(self) -> History:
         s, spec = self.s, self.spec
         state, start_epoch, start_batch, logged, finished = self.resume(s.state)
-        tb = TensorBoard(self.run_dir / "tensorboard", purge_step=int(state.step) or None)
+        tb = TensorBoard(self.run_dir / "tensorboard", purge_step=int(state.step) or None,
+                         enabled=self.main)
         spe = spec.train.steps_per_execution
         save_every = spec.checkpoint.save_every_steps
         t0, steps_run, stop = time.perf_counter(), 0, finished
@@ -144,7 +150,7 @@ class Trainer:
         try:
             while epoch < spec.train.epochs and not stop:
                 if start_batch == 0:
-                    state = reset_metrics(state, s.objective)
+                    state = state._replace(metrics=fresh_metrics(s))
                 t_epoch = time.perf_counter()
                 self.progress.start_epoch(epoch, start_batch)
                 b = start_batch
@@ -162,7 +168,8 @@ class Trainer:
                         for i in range(n)
                     ]
                     # a shorter last chunk compiles once more; resume replays the same chunks
-                    state = s.train_step(state, batches[0] if spe == 1 else stack(batches))
+                    host = batches[0] if spe == 1 else stack(batches)
+                    state = s.train_step(state, put_batch(s.dist, host, stacked=spe > 1))
                     before, host_step = host_step, host_step + n
                     b += n
                     steps_run += n
@@ -184,7 +191,7 @@ class Trainer:
                         self.progress.advance(n)
                     if self.max_steps is not None and steps_run >= self.max_steps:
                         self.ckpt.wait()
-                        return History(self.log.read(), {}, self.run_dir, state)
+                        return History(list(self.records), {}, self.run_dir, state)
                 if stop:
                     break
                 logs = to_host(s.objective.results(state.metrics))
@@ -211,7 +218,9 @@ class Trainer:
                     for m in action.messages:
                         self.progress.message(m)
                     stop = stop or action.stop
-                self.log.append(record)
+                self.records.append(record)
+                if self.main:
+                    self.log.append(record)
                 tb.scalars("epoch", logs, epoch + 1)
                 logged = epoch + 1
                 epoch, start_batch = epoch + 1, 0
@@ -223,7 +232,7 @@ class Trainer:
             tb.close()
             self.ckpt.close()
         wall = time.perf_counter() - t0
-        history = History(self.log.read(), {}, self.run_dir, state)
+        history = History(list(self.records), {}, self.run_dir, state)
         history.summary = self.summarize(history.epochs, wall, steps_run)
         return history
 
@@ -298,13 +307,18 @@ def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_l
         ) from None
 
 
+def fresh_metrics(session: Session):
+    """Zeroed metric accumulators, placed (replicated) on the mesh."""
+    return jax.device_put(session.objective.init_metrics(), session.shardings.metrics)
+
+
 def evaluate_dataset(session: Session, state, dataset, batch_size: int) -> dict[str, float]:
     """Loss and metrics over a dataset (inference mode), accumulated on device."""
-    metrics = session.objective.init_metrics()
+    metrics = fresh_metrics(session)
     n = dataset.num_batches(batch_size, False)
     for i in range(n):
         batch = dataset.batch(0, i, batch_size, shuffle=False, seed=0, drop_remainder=False)
-        metrics = session.eval_step(state, metrics, batch)
+        metrics = session.eval_step(state, metrics, put_batch(session.dist, batch))
     return to_host(session.objective.results(metrics))
 
 
@@ -317,10 +331,11 @@ def train(
     progress: bool = True,
     tty: bool | None = None,
     max_steps: int | None = None,
+    devices: list | None = None,
 ) -> History:
     """Train a spec; rerunning with the same run directory resumes from its latest
     checkpoint. Returns the History (per-epoch logs and a summary)."""
-    session = open_session(source, overrides)
+    session = open_session(source, overrides, devices=devices)
     if session.objective is None:
         from modelspec.runtime.objectives import losses_by_output
 
@@ -331,5 +346,6 @@ def train(
             target = run_dir / sub
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "spec.yaml").write_text(yaml.safe_dump(session.spec.dump(), sort_keys=False))
+    if is_main_process():
+        (run_dir / "spec.yaml").write_text(yaml.safe_dump(session.spec.dump(), sort_keys=False))
     return Trainer(session, run_dir, progress=progress, tty=tty, max_steps=max_steps).run()

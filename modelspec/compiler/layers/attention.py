@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.registry import builder
+from modelspec.compiler.layers.sharding import constrain
 
 _PROJECTION_FANS = ((0,), (1, 2))
 _OUTPUT_FANS = ((0, 1), (2,))
@@ -54,7 +55,8 @@ class MultiHeadAttention(Layer):
     def _project(dense, x):
         """(B, N, dim) @ (dim, heads, head) [+ (heads, head)] -> (B, N, heads, head)."""
         y = jnp.einsum("bnd,dhk->bnhk", x, dense.kernel[...])
-        return y + dense.bias[...] if hasattr(dense, "bias") else y
+        y = y + dense.bias[...] if hasattr(dense, "bias") else y
+        return constrain(y, ("batch", None, "heads", "kv"))  # heads on the tensor axis
 
     def __call__(self, query, value, key=None, *, training=False, rngs=None):
         key = value if key is None else key

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.registry import builder
+from modelspec.compiler.layers.sharding import constrain
 
 _DIMENSIONS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
@@ -68,6 +69,7 @@ class _Conv(Layer):
         )
         if self.has("bias"):
             y = y + self.bias[...]
+        y = constrain(y, ("batch",) + (None,) * self.rank + ("conv_out",))
         return activation(self.act)(y)
 
 

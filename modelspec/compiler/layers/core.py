@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.registry import builder
+from modelspec.compiler.layers.sharding import constrain
 
 
 @builder("Dense")
@@ -22,6 +23,8 @@ class Dense(Layer):
         y = jnp.matmul(x.astype(self.kernel.dtype), self.kernel[...])
         if self.has("bias"):
             y = y + self.bias[...]
+        # The hidden features follow the kernel's output axis (tensor parallelism).
+        y = constrain(y, ("batch",) + (None,) * (y.ndim - 2) + ("mlp",))
         return activation(self.act)(y)
 
 

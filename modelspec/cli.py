@@ -88,9 +88,14 @@ def check(
 def summary(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
-    mesh: Annotated[str | None, typer.Option(
-        "--mesh", help="Show the sharding plan on a mesh, e.g. data=2,fsdp=2,tensor=2: each "
-        "parameter's partition spec and per-device memory (no devices needed).")] = None,
+    mesh: Annotated[
+        str | None,
+        typer.Option(
+            "--mesh",
+            help="Show the sharding plan on a mesh, e.g. data=2,fsdp=2,tensor=2: each "
+            "parameter's partition spec and per-device memory (no devices needed).",
+        ),
+    ] = None,
     set_: SetOption = None,
 ) -> None:
     """Print the model's layers, output shapes and parameter counts (Keras counting:
@@ -162,13 +167,32 @@ def train(
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore existing checkpoints and start over.")
     ] = False,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            "--coordinator",
+            help="Multi-process run: HOST:PORT of process 0 (also "
+            "MODELSPEC_COORDINATOR). SLURM and Cloud TPU are detected automatically.",
+        ),
+    ] = None,
+    num_processes: Annotated[
+        int | None,
+        typer.Option("--num-processes", help="Number of processes (also MODELSPEC_NUM_PROCESSES)."),
+    ] = None,
+    process_id: Annotated[
+        int | None,
+        typer.Option("--process-id", help="This process's index (also MODELSPEC_PROCESS_ID)."),
+    ] = None,
 ) -> None:
     """Train a spec. Writes spec.yaml, metrics.jsonl, TensorBoard events and checkpoints
     to the run directory; running the same command again resumes exactly where the
-    last checkpoint stopped."""
+    last checkpoint stopped. The `distribution:` section (or --set distribution.mesh.X=N)
+    shards the run over all devices, and across processes with --coordinator."""
+    from modelspec.runtime.distribute import initialize_processes, is_main_process
     from modelspec.runtime.trainer import train as run_training
 
     try:
+        initialize_processes(coordinator, num_processes, process_id)
         history = run_training(spec, run_dir, set_ or [], restart=restart)
     except SpecError as error:
         _fail(error)

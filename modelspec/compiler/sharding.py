@@ -31,8 +31,19 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
 """Logical axis -> mesh axes. Axes the mesh doesn't have are dropped, so the defaults
 fit any mesh: data parallel on `data`, FSDP on `fsdp`, tensor parallel on `tensor`."""
 
-OPTIMIZER_SLOTS = {"SGD": 0, "Adam": 2, "AdamW": 2, "Nadam": 2, "Adamax": 2, "RMSprop": 1,
-                   "Adagrad": 1, "Adadelta": 2, "Lion": 1, "Lamb": 2, "Adafactor": 1}
+OPTIMIZER_SLOTS = {
+    "SGD": 0,
+    "Adam": 2,
+    "AdamW": 2,
+    "Nadam": 2,
+    "Adamax": 2,
+    "RMSprop": 1,
+    "Adagrad": 1,
+    "Adadelta": 2,
+    "Lion": 1,
+    "Lamb": 2,
+    "Adafactor": 1,
+}
 """Optimizer state arrays per parameter (Keras's slots); see `optimizer_slots`."""
 
 
@@ -64,21 +75,36 @@ def resolve_mesh(mesh: dict[str, int], device_count: int, where) -> dict[str, in
     for name, size in mesh.items():
         if size == -1:
             if device_count % known:
-                raise ShardingError([where(("distribution", "mesh", name),
-                    f"cannot fill mesh axis '{name}': {device_count} devices are not a multiple "
-                    f"of the other axes' product {known}", f"{name}=-1",
-                    "Choose mesh sizes whose product divides the device count.")])
+                raise ShardingError(
+                    [
+                        where(
+                            ("distribution", "mesh", name),
+                            f"cannot fill mesh axis '{name}': {device_count} devices are not a multiple "
+                            f"of the other axes' product {known}",
+                            f"{name}=-1",
+                            "Choose mesh sizes whose product divides the device count.",
+                        )
+                    ]
+                )
             sizes[name] = device_count // known
     total = math.prod(sizes.values())
     if total != device_count:
-        raise ShardingError([where(("distribution", "mesh"),
-            f"the mesh {sizes} needs {total} devices, but {device_count} are available",
-            str(mesh), "Use -1 for one axis to take the remaining devices.")])
+        raise ShardingError(
+            [
+                where(
+                    ("distribution", "mesh"),
+                    f"the mesh {sizes} needs {total} devices, but {device_count} are available",
+                    str(mesh),
+                    "Use -1 for one axis to take the remaining devices.",
+                )
+            ]
+        )
     return sizes
 
 
-def resolve_rules(rules: dict[str, str | list[str] | None], mesh: dict[str, int],
-                  where) -> dict[str, tuple[str, ...]]:
+def resolve_rules(
+    rules: dict[str, str | list[str] | None], mesh: dict[str, int], where
+) -> dict[str, tuple[str, ...]]:
     """DEFAULT_RULES overlaid with the spec's rules, restricted to the mesh's axes."""
     out = {k: tuple(a for a in v if a in mesh) for k, v in DEFAULT_RULES.items()}
     errors = []
@@ -86,10 +112,14 @@ def resolve_rules(rules: dict[str, str | list[str] | None], mesh: dict[str, int]
         axes = () if target is None else (target,) if isinstance(target, str) else tuple(target)
         unknown = [a for a in axes if a not in mesh]
         if unknown:
-            errors.append(where(("distribution", "rules", logical),
-                                f"mesh axis '{unknown[0]}' is not in the mesh "
-                                f"({', '.join(mesh)})", f"{logical}: {target}",
-                                "Add the axis to distribution.mesh, or map to existing axes."))
+            errors.append(
+                where(
+                    ("distribution", "rules", logical),
+                    f"mesh axis '{unknown[0]}' is not in the mesh ({', '.join(mesh)})",
+                    f"{logical}: {target}",
+                    "Add the axis to distribution.mesh, or map to existing axes.",
+                )
+            )
             continue
         out[logical] = axes
     if errors:
@@ -97,8 +127,9 @@ def resolve_rules(rules: dict[str, str | list[str] | None], mesh: dict[str, int]
     return out
 
 
-def partition_spec(axes: tuple[str | None, ...], rules: dict[str, tuple[str, ...]]
-                   ) -> tuple[tuple[str, ...] | None, ...]:
+def partition_spec(
+    axes: tuple[str | None, ...], rules: dict[str, tuple[str, ...]]
+) -> tuple[tuple[str, ...] | None, ...]:
     """Logical axes -> per-dimension mesh axes. A mesh axis is used at most once per
     array (a later dimension that maps to an axis already used stays replicated)."""
     used: set[str] = set()
@@ -118,8 +149,13 @@ class ParamPlan:
     shards: int
 
     def describe(self) -> str:
-        return "P(" + ", ".join("None" if s is None else (repr(s[0]) if len(s) == 1 else repr(s))
-                                for s in self.spec) + ")"
+        return (
+            "P("
+            + ", ".join(
+                "None" if s is None else (repr(s[0]) if len(s) == 1 else repr(s)) for s in self.spec
+            )
+            + ")"
+        )
 
 
 @dataclass
@@ -131,13 +167,18 @@ class Plan:
 
     def local_shape(self, p: ParamPlan) -> tuple[int, ...]:
         """The shape of one device's shard."""
-        return tuple(d // math.prod(self.mesh[a] for a in (s or ()))
-                     for d, s in zip(p.info.shape, p.spec, strict=True))
+        return tuple(
+            d // math.prod(self.mesh[a] for a in (s or ()))
+            for d, s in zip(p.info.shape, p.spec, strict=True)
+        )
 
     def bytes_per_device(self, trainable_only: bool = False) -> int:
         """float32 bytes of one device's parameter shards."""
-        return sum(4 * math.prod(self.local_shape(p)) for p in self.params
-                   if p.info.trainable or not trainable_only)
+        return sum(
+            4 * math.prod(self.local_shape(p))
+            for p in self.params
+            if p.info.trainable or not trainable_only
+        )
 
     def as_dict(self, optimizer) -> dict:
         slots = optimizer_slots(optimizer)
@@ -148,9 +189,17 @@ class Plan:
             "params_bytes_per_device": params,
             "optimizer_bytes_per_device": slots * self.bytes_per_device(trainable_only=True),
             "optimizer_slots": slots,
-            "parameters": [{"layer": p.layer, "path": p.info.path, "shape": list(p.info.shape),
-                            "axes": list(p.info.axes), "partition_spec": p.describe(),
-                            "per_device_shape": list(self.local_shape(p))} for p in self.params],
+            "parameters": [
+                {
+                    "layer": p.layer,
+                    "path": p.info.path,
+                    "shape": list(p.info.shape),
+                    "axes": list(p.info.axes),
+                    "partition_spec": p.describe(),
+                    "per_device_shape": list(self.local_shape(p)),
+                }
+                for p in self.params
+            ],
         }
 
 
@@ -174,24 +223,34 @@ def plan_for(spec: Spec, mesh: dict[str, int], *, check_batch: bool = True) -> P
                 n = math.prod(mesh[a] for a in (axes or ()))
                 if axes and size % n:
                     logical = info.axes[dim]
-                    errors.append(where(
-                        ("model", "layers", node.index),
-                        f"layer '{node.name}' {info.path} {info.shape} with logical axes "
-                        f"{info.axes}: dimension {dim} ({logical} -> {'x'.join(axes)}, "
-                        f"{n} shards) does not divide {size} on mesh {mesh}",
-                        f"{info.path}={info.shape}",
-                        f"Add `{logical}: null` to distribution.rules (replicate it), or use a "
-                        f"mesh whose {'x'.join(axes)} size divides {size}."))
-            plan.params.append(ParamPlan(node.name, info, pspec, math.prod(
-                mesh[a] for s in pspec for a in (s or ()))))
+                    errors.append(
+                        where(
+                            ("model", "layers", node.index),
+                            f"layer '{node.name}' {info.path} {info.shape} with logical axes "
+                            f"{info.axes}: dimension {dim} ({logical} -> {'x'.join(axes)}, "
+                            f"{n} shards) does not divide {size} on mesh {mesh}",
+                            f"{info.path}={info.shape}",
+                            f"Add `{logical}: null` to distribution.rules (replicate it), or use a "
+                            f"mesh whose {'x'.join(axes)} size divides {size}.",
+                        )
+                    )
+            plan.params.append(
+                ParamPlan(
+                    node.name, info, pspec, math.prod(mesh[a] for s in pspec for a in (s or ()))
+                )
+            )
     if check_batch and spec.data is not None:
         n = math.prod(mesh[a] for a in plan.batch_axes)
         if spec.data.batch_size % n:
-            errors.append(where(("data", "batch_size"),
-                                f"batch_size {spec.data.batch_size} is not divisible by the batch "
-                                f"mesh axes {'x'.join(plan.batch_axes)} = {n}",
-                                f"batch_size={spec.data.batch_size}",
-                                f"Use a multiple of {n}, or change distribution.mesh."))
+            errors.append(
+                where(
+                    ("data", "batch_size"),
+                    f"batch_size {spec.data.batch_size} is not divisible by the batch "
+                    f"mesh axes {'x'.join(plan.batch_axes)} = {n}",
+                    f"batch_size={spec.data.batch_size}",
+                    f"Use a multiple of {n}, or change distribution.mesh.",
+                )
+            )
     if errors:
         raise ShardingError(errors)
     return plan

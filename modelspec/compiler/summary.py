@@ -111,13 +111,17 @@ def render_sharding(sharding: dict[str, Any]):
     for col in ("Parameter", "Shape", "Logical axes", "Partition spec", "Per device"):
         table.add_column(col, no_wrap=True)
     for p in sharding["parameters"]:
-        table.add_row(f'{p["layer"]}/{p["path"]}', str(tuple(p["shape"])),
-                      "(" + ", ".join(str(a) for a in p["axes"]) + ")", p["partition_spec"],
-                      str(tuple(p["per_device_shape"])))
+        table.add_row(
+            f"{p['layer']}/{p['path']}",
+            str(tuple(p["shape"])),
+            "(" + ", ".join(str(a) for a in p["axes"]) + ")",
+            p["partition_spec"],
+            str(tuple(p["per_device_shape"])),
+        )
     totals = [
-        f' Parameters per device: {human_bytes(sharding["params_bytes_per_device"])}',
-        f' Optimizer state per device: {human_bytes(sharding["optimizer_bytes_per_device"])} '
-        f'({sharding["optimizer_slots"]} slot(s) per trainable parameter)',
+        f" Parameters per device: {human_bytes(sharding['params_bytes_per_device'])}",
+        f" Optimizer state per device: {human_bytes(sharding['optimizer_bytes_per_device'])} "
+        f"({sharding['optimizer_slots']} slot(s) per trainable parameter)",
         " Batch axis -> " + ("x".join(sharding["rules"].get("batch", [])) or "replicated"),
     ]
     return table, totals

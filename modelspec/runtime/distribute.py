@@ -62,8 +62,9 @@ def setup(spec, devices: list | None = None) -> Distribution:
     except ShardingError as exc:
         raise SpecError(exc.diagnostics) from None
     names = tuple(sizes)
-    mesh = jax.make_mesh(tuple(sizes.values()), names, axis_types=(AxisType.Auto,) * len(names),
-                         devices=devices)
+    mesh = jax.make_mesh(
+        tuple(sizes.values()), names, axis_types=(AxisType.Auto,) * len(names), devices=devices
+    )
     return Distribution(mesh, plan)
 
 
@@ -116,8 +117,13 @@ def put_batch(dist: Distribution, batch: dict, *, stacked: bool = False) -> dict
     return jax.tree_util.tree_map(put, batch)
 
 
-def initialize_processes(coordinator: str | None, num_processes: int | None,
-                         process_id: int | None, *, heartbeat_timeout: int = 30) -> None:
+def initialize_processes(
+    coordinator: str | None,
+    num_processes: int | None,
+    process_id: int | None,
+    *,
+    heartbeat_timeout: int = 30,
+) -> None:
     """Join a multi-process run through `jax.distributed` (flags, then MODELSPEC_*
     environment variables, then JAX's auto-detection on SLURM / Cloud TPU). A dead
     process is detected by heartbeat and the others stop with an error within about
@@ -129,14 +135,29 @@ def initialize_processes(coordinator: str | None, num_processes: int | None,
         process_id = int(os.environ["MODELSPEC_PROCESS_ID"])
     if coordinator is not None:
         if num_processes is None or process_id is None:
-            raise SpecError([Diagnostic("<command line>", 0, 0, "--coordinator",
-                                        "a multi-process run needs --num-processes and "
-                                        "--process-id with --coordinator")])
-        jax.distributed.initialize(coordinator, num_processes, process_id,
-                                   heartbeat_timeout_seconds=heartbeat_timeout,
-                                   initialization_timeout=120, shutdown_timeout_seconds=30)
+            raise SpecError(
+                [
+                    Diagnostic(
+                        "<command line>",
+                        0,
+                        0,
+                        "--coordinator",
+                        "a multi-process run needs --num-processes and "
+                        "--process-id with --coordinator",
+                    )
+                ]
+            )
+        jax.distributed.initialize(
+            coordinator,
+            num_processes,
+            process_id,
+            heartbeat_timeout_seconds=heartbeat_timeout,
+            initialization_timeout=120,
+            shutdown_timeout_seconds=30,
+        )
     elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get(
-            "TPU_WORKER_HOSTNAMES", ""):
+        "TPU_WORKER_HOSTNAMES", ""
+    ):
         # SLURM job steps and multi-host TPU slices: JAX detects the cluster itself.
         jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat_timeout)
 

@@ -98,7 +98,11 @@ def optimizer_spec(spec: Spec):
 
 
 def open_session(
-    source: Any, overrides: list[str] | tuple = (), *, data: bool = True, devices: list | None = None
+    source: Any,
+    overrides: list[str] | tuple = (),
+    *,
+    data: bool = True,
+    devices: list | None = None,
 ) -> Session:
     """Load and check the spec (and data), lay out the device mesh, create the state
     already sharded, and compile the steps. The state always has the training
@@ -113,18 +117,27 @@ def open_session(
     def init():
         model = split(SpecModel(spec))
         metrics = objective.init_metrics() if objective is not None else {}
-        return TrainState(jnp.zeros((), jnp.int32), model.params, model.batch_stats, model.rng,
-                          model.frozen, tx.init(model.params), metrics)
+        return TrainState(
+            jnp.zeros((), jnp.int32),
+            model.params,
+            model.batch_stats,
+            model.rng,
+            model.frozen,
+            tx.init(model.params),
+            metrics,
+        )
 
     # Created by a jitted init with output shardings: no full replica on one device.
     shardings = distribute.state_shardings(dist, jax.eval_shape(init))
     state = jax.jit(init, out_shardings=shardings)()
-    session = Session(spec, datasets, graphdef, objective, tx, state, dist=dist,
-                      shardings=shardings)
+    session = Session(
+        spec, datasets, graphdef, objective, tx, state, dist=dist, shardings=shardings
+    )
     spe = spec.train.steps_per_execution
     if objective is not None:
-        session.train_step = jit_train(make_train_step(graphdef, tx, objective, dist), spe,
-                                       dist, shardings)
+        session.train_step = jit_train(
+            make_train_step(graphdef, tx, objective, dist), spe, dist, shardings
+        )
         session.eval_step = make_eval_step(graphdef, objective, dist, shardings)
     session.predict_step = make_predict_step(graphdef, dist, shardings)
     return session

@@ -48,8 +48,9 @@ def init_state(
     )
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, objective: Objective,
-                    dist=None) -> Callable:
+def make_train_step(
+    graphdef, tx: optax.GradientTransformation, objective: Objective, dist=None
+) -> Callable:
     """(state, batch) -> state: forward, loss, grads, optimizer update, metrics."""
 
     def step(state: TrainState, batch) -> TrainState:
@@ -93,7 +94,9 @@ def jit_train(step: Callable, steps_per_execution: int, dist=None, shardings=Non
     explicit state/batch shardings and the state donated."""
     kw = {}
     if dist is not None:
-        spec = dist.batch_spec if steps_per_execution == 1 else PartitionSpec(None, *dist.batch_spec)
+        spec = (
+            dist.batch_spec if steps_per_execution == 1 else PartitionSpec(None, *dist.batch_spec)
+        )
         kw = {"in_shardings": (shardings, dist.sharding(spec)), "out_shardings": shardings}
     if steps_per_execution == 1:
         return jax.jit(step, donate_argnums=0, **kw)
@@ -109,15 +112,24 @@ def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) ->
 
     def step(state: TrainState, metrics, batch):
         with _active(dist):
-            outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng,
-                                  state.frozen, batch["inputs"], training=False)
+            outputs, _, _ = apply(
+                graphdef,
+                state.params,
+                state.batch_stats,
+                state.rng,
+                state.frozen,
+                batch["inputs"],
+                training=False,
+            )
         loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
         return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
 
     kw = {}
     if dist is not None:
-        kw = {"in_shardings": (shardings, shardings.metrics, dist.sharding(dist.batch_spec)),
-              "out_shardings": shardings.metrics}
+        kw = {
+            "in_shardings": (shardings, shardings.metrics, dist.sharding(dist.batch_spec)),
+            "out_shardings": shardings.metrics,
+        }
     return jax.jit(step, donate_argnums=1, **kw)
 
 
@@ -126,8 +138,15 @@ def make_predict_step(graphdef, dist=None, shardings=None) -> Callable:
 
     def step(state: TrainState, inputs):
         with _active(dist):
-            outputs, _, _ = apply(graphdef, state.params, state.batch_stats, state.rng,
-                                  state.frozen, inputs, training=False)
+            outputs, _, _ = apply(
+                graphdef,
+                state.params,
+                state.batch_stats,
+                state.rng,
+                state.frozen,
+                inputs,
+                training=False,
+            )
         return outputs
 
     kw = {}

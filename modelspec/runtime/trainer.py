@@ -140,8 +140,9 @@ class Trainer:
     def run(self) -> History:
         s, spec = self.s, self.spec
         state, start_epoch, start_batch, logged, finished = self.resume(s.state)
-        tb = TensorBoard(self.run_dir / "tensorboard", purge_step=int(state.step) or None,
-                         enabled=self.main)
+        tb = TensorBoard(
+            self.run_dir / "tensorboard", purge_step=int(state.step) or None, enabled=self.main
+        )
         spe = spec.train.steps_per_execution
         save_every = spec.checkpoint.save_every_steps
         t0, steps_run, stop = time.perf_counter(), 0, finished

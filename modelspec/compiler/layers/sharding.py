@@ -15,8 +15,9 @@ import math
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
 
-_ACTIVE: contextvars.ContextVar = contextvars.ContextVar("modelspec_activation_sharding",
-                                                         default=None)
+_ACTIVE: contextvars.ContextVar = contextvars.ContextVar(
+    "modelspec_activation_sharding", default=None
+)
 
 
 @contextlib.contextmanager

@@ -198,7 +198,7 @@ def write_npz_spec(tmp_path, arrays, extra=""):
 name: npz-model
 data:
   train: {{type: npz, path: d.npz{extra}}}
-  batch_size: 4
+  batch_size: 8
 model:
   inputs: {{pixels: {{shape: [4]}}}}
   layers: [{{name: out, type: Dense, units: 3}}]

@@ -108,8 +108,17 @@ def open_session(
     already sharded, and compile the steps. The state always has the training
     structure, so `evaluate`/`predict` restore the same checkpoints `train` writes."""
     spec = load(source, overrides)
-    dist = distribute.setup(spec, devices)
-    datasets = load_datasets(spec) if data else None
+    problems: list = []  # mesh and data problems are reported together
+    try:
+        dist = distribute.setup(spec, devices)
+    except SpecError as exc:
+        problems += exc.diagnostics
+    try:
+        datasets = load_datasets(spec) if data else None
+    except SpecError as exc:
+        problems += exc.diagnostics
+    if problems:
+        raise SpecError(problems)
     objective = build_objective(spec) if spec.loss is not None else None
     tx = build_optimizer(optimizer_spec(spec))
     graphdef = nnx.split(nnx.eval_shape(lambda: SpecModel(spec)), *FILTERS)[0]

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -23,6 +22,7 @@ from modelspec.runtime.objectives import Objective, build_objective, losses_by_o
 from modelspec.runtime.optimizers import build_optimizer
 from modelspec.runtime.steps import (
     TrainState,
+    init_state,
     jit_train,
     make_eval_step,
     make_predict_step,
@@ -124,17 +124,7 @@ def open_session(
     graphdef = nnx.split(nnx.eval_shape(lambda: SpecModel(spec)), *FILTERS)[0]
 
     def init():
-        model = split(SpecModel(spec))
-        metrics = objective.init_metrics() if objective is not None else {}
-        return TrainState(
-            jnp.zeros((), jnp.int32),
-            model.params,
-            model.batch_stats,
-            model.rng,
-            model.frozen,
-            tx.init(model.params),
-            metrics,
-        )
+        return init_state(split(SpecModel(spec)), tx, objective)
 
     # Created by a jitted init with output shardings: no full replica on one device.
     shardings = distribute.state_shardings(dist, jax.eval_shape(init))

@@ -35,8 +35,10 @@ class TrainState(NamedTuple):
 
 
 def init_state(
-    model: ModelState, tx: optax.GradientTransformation, objective: Objective
+    model: ModelState, tx: optax.GradientTransformation, objective: Objective | None
 ) -> TrainState:
+    """The initial TrainState (`open_session` runs this inside a jit with shardings)."""
+    metrics = objective.init_metrics() if objective is not None else {}
     return TrainState(
         jnp.zeros((), jnp.int32),
         model.params,
@@ -44,7 +46,20 @@ def init_state(
         model.rng,
         model.frozen,
         tx.init(model.params),
-        objective.init_metrics(),
+        metrics,
+    )
+
+
+def forward(graphdef, state: TrainState, inputs, *, training: bool):
+    """The model on a TrainState's variables: (outputs, new_batch_stats, new_rng)."""
+    return apply(
+        graphdef,
+        state.params,
+        state.batch_stats,
+        state.rng,
+        state.frozen,
+        inputs,
+        training=training,
     )
 
 
@@ -112,15 +127,7 @@ def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) ->
 
     def step(state: TrainState, metrics, batch):
         with _active(dist):
-            outputs, _, _ = apply(
-                graphdef,
-                state.params,
-                state.batch_stats,
-                state.rng,
-                state.frozen,
-                batch["inputs"],
-                training=False,
-            )
+            outputs, _, _ = forward(graphdef, state, batch["inputs"], training=False)
         loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
         return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
 
@@ -138,15 +145,7 @@ def make_predict_step(graphdef, dist=None, shardings=None) -> Callable:
 
     def step(state: TrainState, inputs):
         with _active(dist):
-            outputs, _, _ = apply(
-                graphdef,
-                state.params,
-                state.batch_stats,
-                state.rng,
-                state.frozen,
-                inputs,
-                training=False,
-            )
+            outputs, _, _ = forward(graphdef, state, inputs, training=False)
         return outputs
 
     kw = {}

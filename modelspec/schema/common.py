@@ -39,31 +39,7 @@ ACTIVATIONS = (
 """Activation names as in `keras.activations` (same defaults: leaky_relu slope 0.2,
 gelu exact, softmax over the last axis)."""
 
-ActivationName = Literal[
-    "linear",
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "celu",
-    "gelu",
-    "silu",
-    "swish",
-    "mish",
-    "tanh",
-    "sigmoid",
-    "hard_sigmoid",
-    "hard_silu",
-    "hard_swish",
-    "hard_tanh",
-    "log_sigmoid",
-    "softmax",
-    "log_softmax",
-    "softplus",
-    "softsign",
-    "exponential",
-]
+ActivationName = Literal[ACTIVATIONS]  # type: ignore[valid-type]
 
 INITIALIZERS = (
     "zeros",
@@ -83,23 +59,7 @@ INITIALIZERS = (
     "identity",
 )
 
-InitializerName = Literal[
-    "zeros",
-    "ones",
-    "glorot_uniform",
-    "glorot_normal",
-    "he_uniform",
-    "he_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "random_normal",
-    "random_uniform",
-    "truncated_normal",
-    "uniform",
-    "normal",
-    "identity",
-]
+InitializerName = Literal[INITIALIZERS]  # type: ignore[valid-type]
 
 
 def _snake(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from modelspec.schema.common import ACTIVATIONS
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
@@ -18,31 +19,7 @@ CASES = [
     Case("dense_frozen", {"type": "Dense", "units": 2, "trainable": False}, {"x": ((3,), F)}),
     *[
         Case(f"activation_{a}", {"type": "Activation", "activation": a}, {"x": ((4, 3), F)})
-        for a in (
-            "relu",
-            "relu6",
-            "leaky_relu",
-            "elu",
-            "selu",
-            "celu",
-            "gelu",
-            "silu",
-            "swish",
-            "mish",
-            "tanh",
-            "sigmoid",
-            "hard_sigmoid",
-            "hard_silu",
-            "hard_swish",
-            "hard_tanh",
-            "log_sigmoid",
-            "softmax",
-            "log_softmax",
-            "softplus",
-            "softsign",
-            "exponential",
-            "linear",
-        )
+        for a in ACTIVATIONS
     ],
     Case("dropout", {"type": "Dropout", "rate": 0.5}, {"x": ((40,), F)}, stochastic=True),
     Case(

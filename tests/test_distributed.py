@@ -235,3 +235,11 @@ def test_summary_mesh_shows_specs_and_memory():
     assert by_name["embed/embeddings"]["partition_spec"] == "P('tensor', 'fsdp')"
     assert by_name["embed/embeddings"]["per_device_shape"] == [2500, 32]
     assert plan["params_bytes_per_device"] < 4 * 387204  # sharded: less than a full replica
+
+
+def test_frozen_weights_are_sharded_like_trainable_ones(tmp_path):
+    session = open_session(
+        transformer_spec(tmp_path), [*MESH_222, "model.layers.ff.trainable=false"]
+    )
+    kernel = session.state.frozen["layers"]["ff"]["kernel"]
+    assert tuple(kernel.sharding.spec) == ("fsdp", "tensor")

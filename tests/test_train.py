@@ -319,3 +319,84 @@ def test_terminate_on_nan_keeps_last_good_checkpoint(tmp_path):
     ckpt = Checkpointer(tmp_path / "nan/checkpoints", max_to_keep=None, async_save=False)
     assert ckpt.latest_step() is None or not ckpt.read_meta(ckpt.latest_step())["finished"]
     ckpt.close()
+
+
+@pytest.mark.parametrize(
+    "callbacks,expected",
+    [
+        ("[{type: EarlyStopping, monitor: val_acuracy}]", "Did you mean 'val_accuracy'?"),
+        ("[{type: ReduceLROnPlateau}]", "ReduceLROnPlateau needs a constant learning rate"),
+    ],
+)
+def test_callback_problems_fail_before_step_one(tmp_path, callbacks, expected):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            EXAMPLE,
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--set",
+            f"train.callbacks={callbacks}",
+        ],
+    )
+    assert result.exit_code == 2 and expected in result.stderr
+    assert result.stderr.startswith("--set 'train.callbacks=")  # where the value was written
+
+
+def test_changed_callbacks_on_resume_are_reported(short_run):
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            EXAMPLE,
+            "--run-dir",
+            str(short_run),
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "train.callbacks=[]",
+        ],
+    )
+    assert result.exit_code == 2 and "--restart" in result.stderr
+
+
+def test_step_interval_landing_on_epoch_end_is_saved(tmp_path):
+    from modelspec.runtime.trainer import train
+
+    train(
+        EXAMPLE,
+        tmp_path / "r",
+        [
+            "train.epochs=2",
+            "train.callbacks=[]",
+            "checkpoint={save_every_steps: 23, save_at_epoch_end: false, max_to_keep: null}",
+        ],
+        progress=False,
+    )
+    steps = sorted(int(p.name) for p in (tmp_path / "r/checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [23, 46]
+
+
+def test_evaluate_data_path_with_special_characters(short_run, tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    odd = tmp_path / "a,b #c"
+    odd.mkdir()
+    np.savez(odd / "val.npz", pixels=d.data[:50], dense=d.target[:50])
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            EXAMPLE,
+            "--run-dir",
+            str(short_run),
+            "--set",
+            "train.epochs=2",
+            "--data",
+            str(odd / "val.npz"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)) == {"loss", "accuracy"}

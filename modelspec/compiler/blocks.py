@@ -77,6 +77,8 @@ def expand(data: dict[str, Any]) -> Expansion:
                 else namer.new(snake(item["type"]))
             )
             prev = _last_output(ex, after_block)
+            if prev is None and isinstance(model.get("inputs"), dict) and len(model["inputs"]) == 1:
+                prev = next(iter(model["inputs"]))  # first layer: the model's only input
             out = _expand_call(ex, blocks, item, src, name, prev, depth=0, stack=())
             aliases[name] = out
             after_block = out

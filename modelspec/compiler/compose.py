@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from modelspec.compiler.yaml_positions import Document, Pos, parse_text
+from modelspec.compiler.yaml_positions import Document, Pos, parse_text, parse_value
 from modelspec.errors import Diagnostic, Path, SpecError, did_you_mean, format_path
 
 
@@ -27,6 +27,17 @@ def read_document(file: FsPath, _chain: tuple[FsPath, ...] = ()) -> Document:
         raise SpecError.single(Diagnostic(shown, 1, 1, "extends", f"`extends` cycle: {cycle}"))
     try:
         text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError.single(
+            Diagnostic(
+                shown,
+                0,
+                0,
+                "<file>",
+                f"not a UTF-8 text file (byte {exc.start})",
+                hint="Specs are YAML or JSON text in UTF-8.",
+            )
+        ) from None
     except OSError as exc:
         raise SpecError.single(
             Diagnostic(shown, 0, 0, "<file>", f"cannot read the spec: {exc.strerror or exc}")
@@ -133,7 +144,7 @@ def apply_overrides(doc: Document, overrides: list[str]) -> Document:
             continue
         dotted, raw = text.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_value(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         try:

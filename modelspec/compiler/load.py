@@ -22,8 +22,9 @@ from modelspec.compiler.shapes import infer
 from modelspec.compiler.types import LayerShape
 from modelspec.compiler.yaml_positions import Document, Pos
 from modelspec.errors import Diagnostic, Path, SpecError, format_path
-from modelspec.schema.layers import Layer
-from modelspec.schema.spec import InputSpec, Spec
+from modelspec.schema.base import SpecModel
+from modelspec.schema.layers import LAYER_TYPES, Layer
+from modelspec.schema.spec import BlockSpec, InputSpec, Spec
 
 
 @dataclass
@@ -83,6 +84,7 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
         list(doc.data.get("blocks") or {}) if isinstance(doc.data.get("blocks"), dict) else []
     )
     raw_blocks = copy.deepcopy(doc.data.get("blocks"))
+    _check_blocks(doc.data, smap)
     expansion = block_expansion.expand(doc.data)
     smap.origin = expansion.origin
     errors = [_expansion_diag(smap, p, m, kw) for p, m, kw in expansion.errors]
@@ -158,8 +160,41 @@ def analysis(spec: Spec) -> Analysis:
     return spec._analysis
 
 
+class _Blocks(SpecModel):
+    blocks: dict[str, BlockSpec]
+
+
+def _check_blocks(data: dict[str, Any], smap: SourceMap) -> None:
+    """Blocks are validated before they are expanded (afterwards they are gone)."""
+    if "blocks" not in data:
+        return
+    errors: list[Diagnostic] = []
+    try:
+        _Blocks.model_validate({"blocks": data["blocks"]})
+    except ValidationError as exc:
+        errors = diagnostics(exc, {"blocks": data["blocks"]}, _Blocks, smap.locate)
+    if isinstance(data["blocks"], dict):
+        for name in data["blocks"]:
+            if name in LAYER_TYPES:
+                pos = smap.locate(("blocks", name), True)
+                errors.append(
+                    Diagnostic(
+                        pos[0],
+                        pos[1],
+                        pos[2],
+                        f"blocks.{name}",
+                        f"block name '{name}' is a Keras layer type",
+                        received=repr(name),
+                        hint="Give the block another name.",
+                    )
+                )
+    if errors:
+        raise SpecError(_sorted(errors))
+
+
 def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diagnostic:
-    pos = smap.locate(path, key=message.startswith("unknown argument"))
+    """Expansion errors carry paths as written (before expansion): locate directly."""
+    pos = SourceMap(smap.file, smap.doc).locate(path, key=message.startswith("unknown argument"))
     return Diagnostic(
         pos[0], pos[1], pos[2], format_path(path), message, kw.get("received"), kw.get("hint")
     )

@@ -261,7 +261,13 @@ def parse_mesh(text: str) -> dict[str, int]:
     out = {}
     for part in text.split(","):
         name, _, size = part.partition("=")
-        if not name.strip() or not size.strip().lstrip("-").isdigit():
-            raise ValueError(f"--mesh expects name=size pairs separated by commas, got {text!r}")
-        out[name.strip()] = int(size)
+        name = name.strip()
+        if not name or not size.strip().isdigit() or int(size) < 1:
+            raise ValueError(
+                f"--mesh expects name=size pairs with sizes >= 1, separated by "
+                f"commas (e.g. data=2,tensor=2); got {text!r}"
+            )
+        if name in out:
+            raise ValueError(f"--mesh names axis '{name}' twice")
+        out[name] = int(size)
     return out

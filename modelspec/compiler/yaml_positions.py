@@ -61,6 +61,10 @@ def _diag(pos: Pos, path: Path, message: str, **kw: Any) -> Diagnostic:
 
 def parse_text(text: str, file: str) -> Document:
     """Parse one YAML or JSON text. Raises SpecError with every problem found."""
+    if file.endswith(".json") and "\t" in text:
+        # YAML forbids tab indentation; in valid JSON a raw tab can only be whitespace,
+        # so a space keeps every line and column where it was.
+        text = text.replace("\t", " ")
     loader = _SpecLoader(text)
     try:
         node = loader.get_single_node()
@@ -110,12 +114,46 @@ def _raise_json_error(text: str, file: str) -> None:
         ) from None
 
 
-def _walk(loader, node, path: Path, file: str, doc: Document, errors: list[Diagnostic]) -> Any:
+def _walk(
+    loader,
+    node,
+    path: Path,
+    file: str,
+    doc: Document,
+    errors: list[Diagnostic],
+    stack: tuple[int, ...] = (),
+) -> Any:
     doc.values[path] = _pos(file, node)
+    if id(node) in stack:  # an alias inside its own anchor: `x: &a [*a]`
+        errors.append(
+            _diag(
+                _pos(file, node),
+                path,
+                "recursive YAML alias",
+                hint="An anchor cannot contain an alias to itself.",
+            )
+        )
+        return None
+    stack = (*stack, id(node))
     if isinstance(node, yaml.MappingNode):
         if node.tag != _CORE + "map":
             return _bad_tag(node, path, file, errors)
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        explicit = {id(k) for k, _ in node.value if k.tag != _CORE + "merge"}
+        try:
+            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys (listed first)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            pos = (file, mark.line + 1, mark.column + 1) if mark else _pos(file, node)
+            errors.append(
+                _diag(
+                    pos,
+                    path,
+                    f"invalid merge key: {exc.problem or exc.context}",
+                    hint="`<<:` takes an alias to a mapping, or a list of them.",
+                )
+            )
+            return None
+        explicit_keys = {_plain_key(loader, k) for k, _ in node.value if id(k) in explicit}
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
@@ -124,24 +162,45 @@ def _walk(loader, node, path: Path, file: str, doc: Document, errors: list[Diagn
             key = _scalar(loader, key_node, path, file, errors)
             if not isinstance(key, str | int):
                 key = str(key)
+            merged = id(key_node) not in explicit
+            if merged and (key in explicit_keys or key in out):
+                continue  # explicit keys override merged ones; earlier merges win
             if key in out:
                 errors.append(
                     _diag(
                         _pos(file, key_node),
                         (*path, key),
                         f"duplicate key '{key}'",
-                        hint="Each key may appear once per mapping; remove one of them.",
+                        hint="Each key may appear once per mapping; remove one.",
                     )
                 )
                 continue
             doc.keys[(*path, key)] = _pos(file, key_node)
-            out[key] = _walk(loader, value_node, (*path, key), file, doc, errors)
+            out[key] = _walk(loader, value_node, (*path, key), file, doc, errors, stack)
         return out
     if isinstance(node, yaml.SequenceNode):
         if node.tag != _CORE + "seq":
             return _bad_tag(node, path, file, errors)
-        return [_walk(loader, v, (*path, i), file, doc, errors) for i, v in enumerate(node.value)]
+        return [
+            _walk(loader, v, (*path, i), file, doc, errors, stack) for i, v in enumerate(node.value)
+        ]
     return _scalar(loader, node, path, file, errors)
+
+
+def _plain_key(loader, node) -> Any:
+    if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
+        key = loader.construct_object(node, deep=True)
+        return key if isinstance(key, str | int) else str(key)
+    return None
+
+
+def parse_value(text: str) -> Any:
+    """One `--set` value, read with the same safe rules as spec files (1e-3 is a float)."""
+    loader = _SpecLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _scalar(loader, node, path: Path, file: str, errors: list[Diagnostic]) -> Any:

@@ -73,10 +73,11 @@ def state_shardings(dist: Distribution, abstract_state: Any) -> Any:
     that mirror a parameter (same trailing path and shape) like that parameter;
     everything else (step, counters, metrics, RNG) replicated."""
     by_suffix: dict[tuple, tuple] = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state.params)[0]:
-        keys = tuple(_key(k) for k in path)
-        layer, rel = keys[1], "/".join(str(k) for k in keys[2:])
-        by_suffix[keys] = (dist.param_spec(layer, rel), leaf.shape)
+    for tree in (abstract_state.params, abstract_state.frozen, abstract_state.batch_stats):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+            keys = tuple(_key(k) for k in path)
+            layer, rel = keys[1], "/".join(str(k) for k in keys[2:])
+            by_suffix[keys] = (dist.param_spec(layer, rel), leaf.shape)
     replicated = dist.sharding(PartitionSpec())
 
     def for_leaf(path, leaf):

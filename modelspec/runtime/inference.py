@@ -8,12 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from modelspec.compiler.load import analysis
 from modelspec.compiler.shapes import input_types
 from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
 from modelspec.runtime.checkpoint import Checkpointer
+from modelspec.runtime.data import load_data
 from modelspec.runtime.distribute import put_batch
+from modelspec.runtime.objectives import losses_by_output
 from modelspec.runtime.session import Session, open_session
 from modelspec.runtime.trainer import evaluate_dataset, restore_checked
+from modelspec.schema.data import DataSpec
 
 
 def restore_latest(session: Session, run_dir: Path) -> Any:
@@ -45,16 +49,14 @@ def evaluate(
 ) -> dict[str, float]:
     """Loss and metrics of the run's latest checkpoint on its validation data, or on an
     .npz file whose arrays are named after the model inputs and outputs."""
-    session = open_session(source, overrides)
+    session = open_session(source, overrides, data=data is None)
     state = restore_latest(session, Path(run_dir))
-    batch_size = session.spec.data.batch_size
+    spec = session.spec
+    batch_size = spec.data.batch_size if spec.data is not None else 32
     if data is not None:
-        extra = [
-            f"data.validation={{type: npz, path: {Path(data).resolve()}}}",
-            "data.validation_split=null",
-        ]
-        session.data = open_session(source, [*overrides, *extra]).data
-    dataset = session.data.validation
+        dataset = _npz_dataset(session, Path(data), batch_size)
+    else:
+        dataset = session.data.validation
     if dataset is None:
         raise SpecError.single(
             Diagnostic(
@@ -67,6 +69,24 @@ def evaluate(
             )
         )
     return evaluate_dataset(session, state, dataset, batch_size)
+
+
+def _npz_dataset(session: Session, path: Path, batch_size: int):
+    """An .npz given on the command line, checked against the model like spec data."""
+    spec = session.spec
+    an = analysis(spec)
+    data_spec = DataSpec.model_validate(
+        {"train": {"type": "npz", "path": str(path.resolve())}, "batch_size": batch_size}
+    )
+    return load_data(
+        data_spec,
+        model_inputs=input_types(spec),
+        model_outputs={n: an.shapes[n].output for n in an.graph.outputs},
+        losses=losses_by_output(spec),
+        seed=spec.seed,
+        base_dir=Path.cwd(),
+        locate=lambda _path: (str(path), 0, 0),
+    ).train
 
 
 def predict(

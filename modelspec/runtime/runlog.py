@@ -22,17 +22,24 @@ class MetricsLog:
     def truncate(self, epochs: int) -> None:
         if not self.path.exists():
             return
-        lines = self.path.read_text().splitlines()[:epochs]
-        self.path.write_text("".join(line + "\n" for line in lines))
+        records = self.read()[:epochs]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
     def append(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """The complete records; a line cut short by a crash ends the list."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return out
 
 
 class TensorBoard:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from modelspec.errors import Diagnostic, SpecError
+from modelspec.errors import Diagnostic, SpecError, did_you_mean
 from modelspec.runtime import optimizers as opt
 from modelspec.runtime.callbacks import (
     EarlyStoppingCallback,
@@ -85,6 +85,7 @@ class Trainer:
                 self.callbacks.append(EarlyStoppingCallback(cb))
             elif cb.type == "ReduceLROnPlateau":
                 self.callbacks.append(ReduceLROnPlateauCallback(cb, self.base_lr))
+        check_callbacks(self.spec, session)
         self.terminate_on_nan = self.spec.train.terminate_on_nan or any(
             cb.type == "TerminateOnNaN" for cb in self.spec.train.callbacks
         )
@@ -105,6 +106,7 @@ class Trainer:
             "next_batch": next_batch,
             "epochs_logged": epochs_logged,
             "callbacks": callback_states(self.callbacks),
+            "callback_types": [cb.spec.type for cb in self.callbacks],
             "finished": finished,
             "spec_name": self.spec.name,
         }
@@ -126,6 +128,20 @@ class Trainer:
             self.ckpt, step, state, self.run_dir, {"best": best_like} if has_best else None
         )
         self.best = extra["best"] if extra else None
+        types = [cb.spec.type for cb in self.callbacks]
+        if meta.get("callback_types", types) != types:
+            self.ckpt.close()
+            raise SpecError.single(
+                Diagnostic(
+                    str(self.run_dir),
+                    0,
+                    0,
+                    "train.callbacks",
+                    f"the checkpoint was written with callbacks {meta.get('callback_types')}, the "
+                    f"spec now has {types}",
+                    hint="Run with --restart to start over, or use another --run-dir.",
+                )
+            )
         restore_states(self.callbacks, meta["callbacks"])
         self.records = self.log.read()[: meta["epochs_logged"]]
         if self.main:
@@ -155,6 +171,7 @@ class Trainer:
                 t_epoch = time.perf_counter()
                 self.progress.start_epoch(epoch, start_batch)
                 b = start_batch
+                due_at_epoch_end = spec.checkpoint.save_at_epoch_end
                 while b < self.steps_per_epoch:
                     n = min(spe, self.steps_per_epoch - b)
                     batches = [
@@ -174,11 +191,10 @@ class Trainer:
                     before, host_step = host_step, host_step + n
                     b += n
                     steps_run += n
-                    if (
-                        save_every
-                        and host_step // save_every > before // save_every
-                        and b < self.steps_per_epoch
-                    ):
+                    crossed = save_every and host_step // save_every > before // save_every
+                    if crossed and b == self.steps_per_epoch:
+                        due_at_epoch_end = True  # saved after the epoch's logs and callbacks
+                    elif crossed:
                         if not self._finite(state):
                             stop = self._nan(host_step, epoch)
                             break
@@ -197,7 +213,7 @@ class Trainer:
                     break
                 logs = to_host(s.objective.results(state.metrics))
                 self.epoch_seconds.append(time.perf_counter() - t_epoch)
-                if self.terminate_on_nan and not all(math.isfinite(v) for v in logs.values()):
+                if self.terminate_on_nan and not math.isfinite(logs["loss"]):
                     stop = self._nan(host_step, epoch)
                     break
                 logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
@@ -225,7 +241,7 @@ class Trainer:
                 tb.scalars("epoch", logs, epoch + 1)
                 logged = epoch + 1
                 epoch, start_batch = epoch + 1, 0
-                if not stop and epoch < spec.train.epochs and spec.checkpoint.save_at_epoch_end:
+                if not stop and epoch < spec.train.epochs and due_at_epoch_end:
                     self.save(state, epoch, 0, logged)  # the last one is saved by finish()
             if not finished and not self.nan_stopped:
                 state = self.finish(state, epoch, logged)
@@ -238,13 +254,14 @@ class Trainer:
         return history
 
     def finish(self, state, epoch: int, logged: int):
-        """Keras's end of training: restore best weights (EarlyStopping), swap in EMA."""
-        if self.best is not None and any(getattr(cb, "restores", False) for cb in self.callbacks):
-            params, stats, frozen = self.best
-            state = state._replace(params=params, batch_stats=stats, frozen=frozen)
+        """Keras's end of training, in Keras's order: the optimizer swaps in the EMA
+        weights (`finalize_variable_values`), then EarlyStopping restores the best ones."""
         ema = opt.ema_params(state.opt_state)
         if ema is not None:
             state = state._replace(params=ema)
+        if self.best is not None and any(getattr(cb, "restores", False) for cb in self.callbacks):
+            params, stats, frozen = self.best
+            state = state._replace(params=params, batch_stats=stats, frozen=frozen)
         self.save(state, epoch, 0, logged, finished=True)
         return state
 
@@ -274,7 +291,10 @@ class Trainer:
             (cb.spec.monitor for cb in self.callbacks if hasattr(cb, "restores")),
             "val_loss" if "val_loss" in epochs[-1] else "loss",
         )
-        mode_min = not any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1", "r2"))
+        mode_min = next(
+            (cb.mode == "min" for cb in self.callbacks if hasattr(cb, "restores")),
+            monitor.endswith("loss"),
+        )
         best = (min if mode_min else max)(
             epochs, key=lambda e: e.get(monitor, math.inf if mode_min else -math.inf)
         )
@@ -287,6 +307,48 @@ class Trainer:
             "epoch_seconds": self.epoch_seconds,
             "steps_per_second": steps / wall if wall > 0 else None,
         }
+
+
+def check_callbacks(spec, session: Session) -> None:
+    """Before step 1: every monitored name must be logged (Keras would only warn and
+    never act), and ReduceLROnPlateau needs a constant learning rate (as in Keras)."""
+    names = ["loss", *(k for k in session.objective.init_metrics() if k != "loss")]
+    has_val = session.data.validation is not None
+    logged = names + ([f"val_{n}" for n in names] if has_val else [])
+    errors = []
+    for i, cb in enumerate(spec.train.callbacks):
+        monitor = getattr(cb, "monitor", None)
+        pos = spec._source.locate(("train", "callbacks", i)) if spec._source else ("<spec>", 0, 0)
+        if monitor is not None and monitor not in logged:
+            hint = did_you_mean(monitor, logged) or "Logged: " + ", ".join(logged) + "."
+            if monitor.startswith("val_") and not has_val:
+                hint = "There is no validation data: set data.validation_split or data.validation."
+            errors.append(
+                Diagnostic(
+                    pos[0],
+                    pos[1],
+                    pos[2],
+                    f"train.callbacks[{i}].monitor",
+                    f"{cb.type} monitors '{monitor}', which is never logged",
+                    received=f"monitor={monitor!r}",
+                    hint=hint,
+                )
+            )
+        lr = optimizer_spec(spec).learning_rate
+        if cb.type == "ReduceLROnPlateau" and not isinstance(lr, int | float):
+            errors.append(
+                Diagnostic(
+                    pos[0],
+                    pos[1],
+                    pos[2],
+                    f"train.callbacks[{i}]",
+                    "ReduceLROnPlateau needs a constant learning rate, but the "
+                    f"optimizer uses a {lr.type} schedule (Keras refuses this too)",
+                    hint="Use a number for optimizer.learning_rate, or drop the callback.",
+                )
+            )
+    if errors:
+        raise SpecError(errors)
 
 
 def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):

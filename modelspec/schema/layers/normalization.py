@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -40,7 +40,7 @@ class LayerNormalization(LayerBase):
     """Normalizes each sample over `axis` (the features by default)."""
 
     type: Literal["LayerNormalization"]
-    axis: int | list[int] = -1
+    axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes to normalize over (not the batch axis)."""
     epsilon: PositiveFloat = 0.001
     """Added to the variance to avoid division by zero."""

@@ -17,7 +17,18 @@ if TYPE_CHECKING:
     from modelspec.schema.spec import Spec
 
 __version__ = "0.1.0"
-__all__ = ["load", "build", "summary", "SpecError", "DataError", "Diagnostic", "__version__"]
+__all__ = [
+    "load",
+    "build",
+    "summary",
+    "train",
+    "evaluate",
+    "predict",
+    "SpecError",
+    "DataError",
+    "Diagnostic",
+    "__version__",
+]
 
 
 def load(source: Any, overrides: list[str] | tuple = ()) -> Spec:
@@ -41,3 +52,29 @@ def summary(spec: Any) -> dict[str, Any]:
     from modelspec.compiler.summary import summarize
 
     return summarize(load(spec))
+
+
+def train(source: Any, run_dir: Any = None, overrides: list[str] | tuple = (), **kwargs: Any):
+    """Train a spec (path, mapping or Spec) like `modelspec train`; rerunning with the
+    same run directory resumes. Returns the History: `.epochs` (one dict per epoch, as
+    in metrics.jsonl), `.summary`, `.state`. Keyword options: restart, progress,
+    devices."""
+    from modelspec.runtime.trainer import train as _train
+
+    return _train(source, run_dir, overrides, **kwargs)
+
+
+def evaluate(source: Any, run_dir: Any, overrides: list[str] | tuple = (), **kwargs: Any):
+    """Loss and metrics of a run's latest checkpoint (like `modelspec evaluate`)."""
+    from modelspec.runtime.inference import evaluate as _evaluate
+
+    return _evaluate(source, run_dir, overrides, **kwargs)
+
+
+def predict(
+    source: Any, run_dir: Any, input_path: Any, output_path: Any, overrides: list[str] | tuple = ()
+):
+    """Outputs of a trained model on an .npz of named inputs (like `modelspec predict`)."""
+    from modelspec.runtime.inference import predict as _predict
+
+    return _predict(source, run_dir, input_path, output_path, overrides)

@@ -243,3 +243,37 @@ def test_frozen_weights_are_sharded_like_trainable_ones(tmp_path):
     )
     kernel = session.state.frozen["layers"]["ff"]["kernel"]
     assert tuple(kernel.sharding.spec) == ("fsdp", "tensor")
+
+
+def test_a_dead_process_stops_the_others_within_bounded_time(tmp_path):
+    """kill -9 one of two processes: the survivor exits with JAX's error (no hang)."""
+    import signal
+    import time
+
+    port = free_port()
+    args = [
+        "train",
+        EXAMPLE,
+        "--set",
+        "train.epochs=500",
+        "--set",
+        "train.callbacks=[]",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--coordinator",
+        f"localhost:{port}",
+        "--num-processes",
+        "2",
+    ]
+    survivor = cli([*args, "--process-id", "0"], devices=1)
+    victim = cli([*args, "--process-id", "1"], devices=1)
+    metrics = tmp_path / "r/metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.2)  # both are training once process 0 has logged an epoch
+    victim.send_signal(signal.SIGKILL)
+    killed = time.time()
+    out, _ = survivor.communicate(timeout=120)
+    assert survivor.returncode != 0
+    assert time.time() - killed < 90
+    assert "another task died" in out or "heartbeat" in out

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelspec.errors import Diagnostic, SpecError, did_you_mean
+from modelspec.runtime.session import Session, optimizer_spec
 from modelspec.schema.callbacks import EarlyStopping, ReduceLROnPlateau
 
 
@@ -132,3 +134,45 @@ def callback_states(callbacks: list[Any]) -> list[dict[str, Any]]:
 def restore_states(callbacks: list[Any], states: list[dict[str, Any]]) -> None:
     for cb, st in zip(callbacks, states, strict=True):
         cb.state = dict(st)
+
+
+def check_callbacks(spec, session: Session) -> None:
+    """Before step 1: every monitored name must be logged (Keras would only warn and
+    never act), and ReduceLROnPlateau needs a constant learning rate (as in Keras)."""
+    names = ["loss", *(k for k in session.objective.init_metrics() if k != "loss")]
+    has_val = session.data.validation is not None
+    logged = names + ([f"val_{n}" for n in names] if has_val else [])
+    errors = []
+    for i, cb in enumerate(spec.train.callbacks):
+        monitor = getattr(cb, "monitor", None)
+        pos = spec._source.locate(("train", "callbacks", i)) if spec._source else ("<spec>", 0, 0)
+        if monitor is not None and monitor not in logged:
+            hint = did_you_mean(monitor, logged) or "Logged: " + ", ".join(logged) + "."
+            if monitor.startswith("val_") and not has_val:
+                hint = "There is no validation data: set data.validation_split or data.validation."
+            errors.append(
+                Diagnostic(
+                    pos[0],
+                    pos[1],
+                    pos[2],
+                    f"train.callbacks[{i}].monitor",
+                    f"{cb.type} monitors '{monitor}', which is never logged",
+                    received=f"monitor={monitor!r}",
+                    hint=hint,
+                )
+            )
+        lr = optimizer_spec(spec).learning_rate
+        if cb.type == "ReduceLROnPlateau" and not isinstance(lr, int | float):
+            errors.append(
+                Diagnostic(
+                    pos[0],
+                    pos[1],
+                    pos[2],
+                    f"train.callbacks[{i}]",
+                    "ReduceLROnPlateau needs a constant learning rate, but the "
+                    f"optimizer uses a {lr.type} schedule (Keras refuses this too)",
+                    hint="Use a number for optimizer.learning_rate, or drop the callback.",
+                )
+            )
+    if errors:
+        raise SpecError(errors)

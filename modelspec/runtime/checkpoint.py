@@ -16,6 +16,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from modelspec.errors import Diagnostic, SpecError
+
 
 def _is_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
@@ -131,3 +133,22 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):
+    """Restore, turning a structure mismatch into a user error that names the fix."""
+    try:
+        return ckpt.restore(step, state, extra_like)
+    except CheckpointMismatch as exc:
+        ckpt.close()
+        raise SpecError.single(
+            Diagnostic(
+                str(run_dir),
+                0,
+                0,
+                "checkpoint",
+                f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
+                "optimizer changed): " + "; ".join(exc.lines),
+                hint="Run with --restart to start over, or use another --run-dir.",
+            )
+        ) from None

@@ -11,12 +11,12 @@ import numpy as np
 from modelspec.compiler.load import analysis
 from modelspec.compiler.shapes import input_types
 from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
-from modelspec.runtime.checkpoint import Checkpointer
+from modelspec.runtime.checkpoint import Checkpointer, restore_checked
 from modelspec.runtime.data import load_data
 from modelspec.runtime.distribute import put_batch
+from modelspec.runtime.evaluation import evaluate_dataset
 from modelspec.runtime.objectives import losses_by_output
 from modelspec.runtime.session import Session, open_session
-from modelspec.runtime.trainer import evaluate_dataset, restore_checked
 from modelspec.schema.data import DataSpec
 
 

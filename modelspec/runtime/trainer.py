@@ -22,16 +22,18 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from modelspec.errors import Diagnostic, SpecError, did_you_mean
+from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime import optimizers as opt
 from modelspec.runtime.callbacks import (
     EarlyStoppingCallback,
     ReduceLROnPlateauCallback,
     callback_states,
+    check_callbacks,
     restore_states,
 )
-from modelspec.runtime.checkpoint import Checkpointer, CheckpointMismatch
+from modelspec.runtime.checkpoint import Checkpointer, restore_checked
 from modelspec.runtime.distribute import is_main_process, put_batch
+from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
 from modelspec.runtime.steps import stack
@@ -45,14 +47,6 @@ class History:
     summary: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
     state: Any = None
-
-
-def to_host(values: dict[str, jax.Array]) -> dict[str, float]:
-    out = {}
-    for k, v in jax.device_get(values).items():
-        arr = np.asarray(v)
-        out[k] = float(arr) if arr.ndim == 0 else float(np.mean(arr))
-    return out
 
 
 class Trainer:
@@ -307,82 +301,6 @@ class Trainer:
             "epoch_seconds": self.epoch_seconds,
             "steps_per_second": steps / wall if wall > 0 else None,
         }
-
-
-def check_callbacks(spec, session: Session) -> None:
-    """Before step 1: every monitored name must be logged (Keras would only warn and
-    never act), and ReduceLROnPlateau needs a constant learning rate (as in Keras)."""
-    names = ["loss", *(k for k in session.objective.init_metrics() if k != "loss")]
-    has_val = session.data.validation is not None
-    logged = names + ([f"val_{n}" for n in names] if has_val else [])
-    errors = []
-    for i, cb in enumerate(spec.train.callbacks):
-        monitor = getattr(cb, "monitor", None)
-        pos = spec._source.locate(("train", "callbacks", i)) if spec._source else ("<spec>", 0, 0)
-        if monitor is not None and monitor not in logged:
-            hint = did_you_mean(monitor, logged) or "Logged: " + ", ".join(logged) + "."
-            if monitor.startswith("val_") and not has_val:
-                hint = "There is no validation data: set data.validation_split or data.validation."
-            errors.append(
-                Diagnostic(
-                    pos[0],
-                    pos[1],
-                    pos[2],
-                    f"train.callbacks[{i}].monitor",
-                    f"{cb.type} monitors '{monitor}', which is never logged",
-                    received=f"monitor={monitor!r}",
-                    hint=hint,
-                )
-            )
-        lr = optimizer_spec(spec).learning_rate
-        if cb.type == "ReduceLROnPlateau" and not isinstance(lr, int | float):
-            errors.append(
-                Diagnostic(
-                    pos[0],
-                    pos[1],
-                    pos[2],
-                    f"train.callbacks[{i}]",
-                    "ReduceLROnPlateau needs a constant learning rate, but the "
-                    f"optimizer uses a {lr.type} schedule (Keras refuses this too)",
-                    hint="Use a number for optimizer.learning_rate, or drop the callback.",
-                )
-            )
-    if errors:
-        raise SpecError(errors)
-
-
-def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):
-    """Restore, turning a structure mismatch into a user error that names the fix."""
-    try:
-        return ckpt.restore(step, state, extra_like)
-    except CheckpointMismatch as exc:
-        ckpt.close()
-        raise SpecError.single(
-            Diagnostic(
-                str(run_dir),
-                0,
-                0,
-                "checkpoint",
-                f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
-                "optimizer changed): " + "; ".join(exc.lines),
-                hint="Run with --restart to start over, or use another --run-dir.",
-            )
-        ) from None
-
-
-def fresh_metrics(session: Session):
-    """Zeroed metric accumulators, placed (replicated) on the mesh."""
-    return jax.device_put(session.objective.init_metrics(), session.shardings.metrics)
-
-
-def evaluate_dataset(session: Session, state, dataset, batch_size: int) -> dict[str, float]:
-    """Loss and metrics over a dataset (inference mode), accumulated on device."""
-    metrics = fresh_metrics(session)
-    n = dataset.num_batches(batch_size, False)
-    for i in range(n):
-        batch = dataset.batch(0, i, batch_size, shuffle=False, seed=0, drop_remainder=False)
-        metrics = session.eval_step(state, metrics, put_batch(session.dist, batch))
-    return to_host(session.objective.results(metrics))
 
 
 def train(

@@ -18,9 +18,10 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from modelspec.compiler.types import TensorType, format_shape
+from modelspec.compiler.types import TensorType
 from modelspec.errors import DataError
-from modelspec.runtime.sources import RawArray, RawSource, Reporter, read_source
+from modelspec.runtime.data_checks import check_arrays, loss_kind
+from modelspec.runtime.sources import Reporter, read_source
 from modelspec.schema.data import DataSpec
 
 __all__ = ["ArrayDataset", "Batch", "Datasets", "load_data", "split_index"]
@@ -166,7 +167,7 @@ def load_data(
     one `DataError` holding every problem found.
     """
     rep = Reporter(locate)
-    loss_types = {name: _loss_kind(spec) for name, spec in (losses or {}).items()}
+    loss_types = {name: loss_kind(spec) for name, spec in (losses or {}).items()}
     needed = [o for o in model_outputs if losses is None or o in loss_types]
     sources = [("train", data.train)]
     if data.validation is not None:
@@ -182,7 +183,8 @@ def load_data(
             base_dir=Path(base_dir),
             rep=rep,
         )
-        checked[split] = _check(raw, model_inputs, model_outputs, loss_types, rep)
+        arrays = check_arrays(raw, model_inputs, model_outputs, loss_types, rep)
+        checked[split] = ArrayDataset(*arrays) if arrays is not None else None
     train, validation = checked["train"], checked.get("validation")
     if train is not None and data.validation_split:
         n = len(train)
@@ -205,239 +207,3 @@ def load_data(
         raise DataError(rep.diagnostics)
     assert train is not None
     return Datasets(train=train, validation=validation)
-
-
-_SPARSE = "sparse"
-_CATEGORICAL = "categorical"
-_BINARY = "binary"
-_OTHER = "other"
-_LOSS_KINDS = {
-    "sparsecategoricalcrossentropy": _SPARSE,
-    "categoricalcrossentropy": _CATEGORICAL,
-    "categoricalfocalcrossentropy": _CATEGORICAL,
-    "binarycrossentropy": _BINARY,
-    "binaryfocalcrossentropy": _BINARY,
-}
-
-
-def _loss_kind(spec: Any) -> tuple[str, str, int | None]:
-    """(kind, display name, ignore_class) of a loss given as a spec object, dict or name."""
-    if isinstance(spec, dict):
-        name, ignore = spec.get("type"), spec.get("ignore_class")
-    else:
-        name = spec if isinstance(spec, str) else getattr(spec, "type", None)
-        ignore = getattr(spec, "ignore_class", None)
-    name = str(name or "")
-    return _LOSS_KINDS.get(name.replace("_", "").lower(), _OTHER), name, ignore
-
-
-def _dims_match(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
-    return len(got) == len(want) and all(
-        w is None or g == w for g, w in zip(got, want, strict=True)
-    )
-
-
-def _shape_n(shape: tuple[int, ...]) -> str:
-    return format_shape(("N", *shape))  # type: ignore[arg-type]
-
-
-def _check(
-    raw: RawSource,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    losses: dict[str, tuple[str, str, int | None]],
-    rep: Reporter,
-) -> ArrayDataset | None:
-    """Check and cast every array of `raw`; None when anything was reported."""
-    before = len(rep.diagnostics)
-    arrays = [*raw.inputs.values(), *raw.targets.values()]
-    counts = {a.what: a.array.shape[0] for a in arrays if a.array.ndim > 0}
-    if len(set(counts.values())) > 1:
-        listed = ", ".join(f"{what} has {n}" for what, n in counts.items())
-        rep.error(
-            raw.where,
-            f"{raw.label}: arrays have different numbers of samples: {listed}",
-            received=", ".join(str(n) for n in counts.values()),
-            hint="Every input and target array needs one row per example.",
-        )
-    elif counts and next(iter(counts.values())) == 0:
-        rep.error(raw.where, f"{raw.label}: the data has no samples")
-    inputs = {}
-    for name, item in raw.inputs.items():
-        inputs[name] = _check_input(raw, name, item, model_inputs[name], rep)
-    kinds = {name: losses.get(name, (_OTHER, "", None)) for name in raw.targets}
-    targets = {}
-    for name, item in raw.targets.items():
-        targets[name] = _check_target(raw, name, item, model_outputs[name], kinds[name], rep)
-    if len(rep.diagnostics) > before:
-        return None
-    return ArrayDataset(inputs, targets)  # type: ignore[arg-type]
-
-
-def _not_numeric(raw: RawSource, item: RawArray, role: str, rep: Reporter) -> bool:
-    if item.array.ndim == 0:
-        rep.error(
-            item.path,
-            f"{raw.label}: {item.what} is a scalar; {role} needs one row per example",
-            received=f"shape {item.array.shape}",
-        )
-        return True
-    if item.array.dtype.kind in "biuf":
-        return False
-    rep.error(
-        item.path,
-        f"{raw.label}: {item.what} has dtype {item.array.dtype}, which is not numeric ({role})",
-        received=str(item.array.dtype),
-        hint="Store numbers (encode categories and text as integers first).",
-    )
-    return True
-
-
-def _numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-def _check_input(
-    raw: RawSource, name: str, item: RawArray, want: TensorType, rep: Reporter
-) -> np.ndarray | None:
-    role = f"model input {name!r}"
-    if _not_numeric(raw, item, role, rep):
-        return None
-    arr = item.array
-    ok = True
-    if not _dims_match(arr.shape[1:], want.shape[1:]):
-        ok = False
-        new = ", ".join(str(d) for d in arr.shape[1:])
-        rep.error(
-            item.path,
-            f"{raw.label}: {item.what} has shape {_shape_n(arr.shape[1:])} but {role} "
-            f"expects {format_shape(want.shape)}",
-            received=_shape_n(arr.shape[1:]),
-            hint=f"Reshape the array, or change model.inputs.{name}.shape to [{new}].",
-        )
-    dtype = _numpy_dtype(want.dtype)
-    problem = None
-    if dtype.kind in "iub" and arr.dtype.kind == "f" and arr.size:
-        bad = _first_nonintegral(arr)
-        if bad is not None:
-            problem = "holds non-integer values", bad, "Round the data, or declare it float32"
-    if problem is None and dtype.kind in "iub" and arr.dtype.kind != "b" and arr.size:
-        lo, hi = (0, 1) if dtype.kind == "b" else (np.iinfo(dtype).min, np.iinfo(dtype).max)
-        low, high = arr.min(), arr.max()
-        if low < lo or high > hi:
-            reason = f"has values from {low} to {high}, outside [{lo}, {hi}]"
-            problem = reason, f"min {low}, max {high}", "Change the data, or use a wider dtype"
-    if problem is not None:
-        ok = False
-        rep.error(
-            item.path,
-            f"{raw.label}: {item.what} {problem[0]}, but {role} has dtype {want.dtype}",
-            received=problem[1],
-            hint=f"{problem[2]} in model.inputs.{name}.dtype.",
-        )
-    return arr.astype(dtype, copy=False) if ok else None
-
-
-def _first_nonintegral(arr: np.ndarray) -> str | None:
-    flat = np.asarray(arr).reshape(-1)
-    bad = np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))
-    if bad.size == 0:
-        return None
-    row = np.unravel_index(bad[0], arr.shape)[0]
-    return f"{flat[bad[0]].item()!r} in sample {row}"
-
-
-def _check_target(
-    raw: RawSource,
-    name: str,
-    item: RawArray,
-    out: TensorType,
-    kind: tuple[str, str, int | None],
-    rep: Reporter,
-) -> np.ndarray | None:
-    loss, loss_name, ignore_class = kind
-    role = f"model output {name!r}"
-    if _not_numeric(raw, item, role, rep):
-        return None
-    arr, want = item.array, out.shape[1:]
-    got = _shape_n(arr.shape[1:])
-    uses = f" with {loss_name}" if loss_name else ""
-    if loss == _SPARSE:
-        if _dims_match(arr.shape[1:], want[:-1] + (1,)):
-            arr = arr.reshape(arr.shape[:-1])
-        if not _dims_match(arr.shape[1:], want[:-1]):
-            rep.error(
-                item.path,
-                f"{raw.label}: {item.what} has shape {got}, but {loss_name} "
-                f"needs one class index per example for {role} "
-                f"{format_shape(out.shape)}, i.e. shape {_shape_n(want[:-1])}",
-                received=got,
-                hint="For one-hot labels use CategoricalCrossentropy.",
-            )
-            return None
-        bad = _first_nonintegral(arr) if arr.dtype.kind == "f" and arr.size else None
-        if bad is not None:
-            rep.error(
-                item.path,
-                f"{raw.label}: {item.what} holds non-integer values, but "
-                f"{loss_name} needs integer class indices",
-                received=bad,
-                hint="Use integer labels 0..num_classes-1.",
-            )
-            return None
-        classes = want[-1] if want else None
-        counted = arr if ignore_class is None else np.asarray(arr)[arr != ignore_class]
-        low, high = (counted.min(), counted.max()) if counted.size else (0, 0)
-        if low < 0 or (classes is not None and high >= classes):
-            upper = f"[0, {classes})" if classes is not None else "[0, num_classes)"
-            rep.error(
-                item.path,
-                f"{raw.label}: labels in {item.what} range from {low:g} to {high:g}, but "
-                f"{loss_name} needs class indices in {upper}"
-                + (f"; {role} has {classes} units" if classes is not None else ""),
-                received=f"min {low:g}, max {high:g}",
-                hint=f"Give the last layer {int(high) + 1} units, or remap the labels to "
-                f"0..{(classes or 1) - 1}."
-                if low >= 0
-                else "Remap the labels to start at 0 (or set the loss's ignore_class).",
-            )
-            return None
-        return arr.astype(np.int32, copy=False)
-    if len(arr.shape) == len(out.shape) - 1:
-        arr = arr.reshape((*arr.shape, 1))  # (N,) labels for a (None, 1) output
-    fits = len(arr.shape) == len(out.shape) and all(
-        w is None or g in (w, 1) for g, w in zip(arr.shape[1:], want, strict=True)
-    )
-    if loss == _CATEGORICAL:
-        fits = _dims_match(arr.shape[1:], want)
-    if not fits:
-        hint = "Reshape the labels, or change the model's last layer to match."
-        if loss == _CATEGORICAL:
-            hint = (
-                "One-hot encode the labels, or use SparseCategoricalCrossentropy for "
-                "integer class labels."
-            )
-        rep.error(
-            item.path,
-            f"{raw.label}: {item.what} has shape {got}, which does not fit "
-            f"{role} {format_shape(out.shape)}{uses}",
-            received=got,
-            hint=hint,
-        )
-        return None
-    if loss == _BINARY and arr.size:
-        low, high = arr.min(), arr.max()
-        if low < 0 or high > 1:
-            rep.error(
-                item.path,
-                f"{raw.label}: labels in {item.what} range from {low:g} to "
-                f"{high:g}, but {loss_name} needs values in [0, 1]",
-                received=f"min {low:g}, max {high:g}",
-                hint="Use 0/1 labels (or probabilities).",
-            )
-            return None
-    return arr.astype(np.float32, copy=False)

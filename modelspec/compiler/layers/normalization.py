@@ -38,8 +38,18 @@ def _normalize(x, mean, var, gamma, beta, epsilon):
     return x * inv + res
 
 
+class _Normalization(Layer):
+    """Shared by both layers: a variable (gamma, beta, statistics) shaped to broadcast
+    against the input, or None when the layer has none (center/scale off)."""
+
+    def _get(self, name: str, dtype):
+        if not self.has(name):
+            return None
+        return getattr(self, name)[...].astype(dtype).reshape(self.broadcast)
+
+
 @builder("BatchNormalization")
-class BatchNormalization(Layer):
+class BatchNormalization(_Normalization):
     def __init__(self, spec, x, shape, key):
         (self.axis,) = _positive(spec.axis, x.rank)
         self.reduce = tuple(a for a in range(x.rank) if a != self.axis)
@@ -57,11 +67,6 @@ class BatchNormalization(Layer):
                 "moving_variance": spec.moving_variance_initializer,
             },
         )
-
-    def _get(self, name: str, dtype):
-        if not self.has(name):
-            return None
-        return getattr(self, name)[...].astype(dtype).reshape(self.broadcast)
 
     def __call__(self, x, *, training=False, rngs=None):
         x = as_float(x)
@@ -82,7 +87,7 @@ class BatchNormalization(Layer):
 
 
 @builder("LayerNormalization")
-class LayerNormalization(Layer):
+class LayerNormalization(_Normalization):
     """Per-sample normalization over `axis`.
 
     `rms_scaling: true` is Keras's (deprecated) variant, reproduced as Keras computes it:
@@ -98,11 +103,6 @@ class LayerNormalization(Layer):
         self.create(
             shape.params, key, {"gamma": spec.gamma_initializer, "beta": spec.beta_initializer}
         )
-
-    def _get(self, name: str, dtype):
-        if not self.has(name):
-            return None
-        return getattr(self, name)[...].astype(dtype).reshape(self.broadcast)
 
     def __call__(self, x, *, training=False, rngs=None):
         x = as_float(x)

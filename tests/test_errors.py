@@ -41,12 +41,14 @@ CASES = [
     (
         "wrong_value_type",
         HEAD + "    - {type: Dense, units: many}\n",
-        ["bad.yaml:6:28: model.layers[0].units: must be an integer. Received: units='many'."],
+        ["bad.yaml:6:28: model.layers[0].units: must be an integer. Received: units='many'. "
+      "Write a whole number (YAML numbers take no quotes)."],
     ),
     (
         "out_of_range",
         HEAD + "    - {type: Dense, units: 8}\n    - {type: Dropout, rate: 1.5}\n",
-        ["bad.yaml:7:29: model.layers[1].rate: must be < 1.0. Received: rate=1.5."],
+        ["bad.yaml:7:29: model.layers[1].rate: must be < 1.0. Received: rate=1.5. "
+      "Valid range: 0 <= rate < 1."],
     ),
     (
         "unknown_reference",
@@ -141,7 +143,8 @@ CASES = [
         "several_at_once",
         HEAD + "    - {type: Dense, units: 0}\n    - {type: Dense, unitz: 3}\n",
         [
-            "bad.yaml:6:28: model.layers[0].units: must be > 0. Received: units=0.",
+            "bad.yaml:6:28: model.layers[0].units: must be > 0. Received: units=0. "
+            "Valid values: units > 0.",
             "bad.yaml:7:7: model.layers[1].units: missing required argument 'units' for Dense. "
             "Add `units: ...`.",
             "bad.yaml:7:21: model.layers[1].unitz: unknown argument 'unitz' for Dense. "

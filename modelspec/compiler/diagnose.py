@@ -67,8 +67,21 @@ def _value_at(data: Any, path: Path) -> Any:
     return node
 
 
+def field_at(root: type[BaseModel], data: Any, path: Path):
+    """The pydantic FieldInfo of the field at `path` (best effort; None if unknown)."""
+    if not path or not isinstance(path[-1], str):
+        return None
+    model = _model_at(root, data, path[:-1])
+    return model.model_fields.get(path[-1]) if model is not None else None
+
+
 def model_fields_at(root: type[BaseModel], data: Any, path: Path) -> list[str] | None:
     """Field names of the pydantic model that validates `data` at `path` (best effort)."""
+    model = _model_at(root, data, path)
+    return list(model.model_fields) if model else None
+
+
+def _model_at(root: type[BaseModel], data: Any, path: Path) -> type[BaseModel] | None:
     current: Any = root
     node = data
     for part in path:
@@ -83,8 +96,7 @@ def model_fields_at(root: type[BaseModel], data: Any, path: Path) -> list[str] |
             if current is None:
                 return None
         node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
-    model = _pick_model(current, node)
-    return list(model.model_fields) if model else None
+    return _pick_model(current, node)
 
 
 def _has(node: Any, part: Any) -> bool:
@@ -211,6 +223,38 @@ def _owner(data: Any, path: Path) -> str:
     return ""
 
 
+def _range_hint(info, field) -> str | None:
+    """'Valid range: 0 <= rate < 1.' (or 'Valid values: units > 0.') from the field's
+    constraints."""
+    if info is None or field is None:
+        return None
+    low = high = None
+    for m in info.metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">=")):
+            if getattr(m, attr, None) is not None:
+                low = (sym, getattr(m, attr))
+        for attr, sym in (("lt", "<"), ("le", "<=")):
+            if getattr(m, attr, None) is not None:
+                high = (sym, getattr(m, attr))
+    if low and high:
+        flipped = {">": "<", ">=": "<="}[low[0]]
+        return f"Valid range: {low[1]} {flipped} {field} {high[0]} {high[1]}."
+    bound = low or high
+    return f"Valid values: {field} {bound[0]} {bound[1]}." if bound else None
+
+
+def _type_hint(etype: str, value: Any) -> str | None:
+    kind = etype.split("_")[0]
+    if kind in ("int", "float"):
+        whole = " whole" if kind == "int" else ""
+        return f"Write a{whole} number (YAML numbers take no quotes)."
+    if kind == "bool":
+        return "Write true or false."
+    if kind in ("list", "tuple"):
+        return "Write a list, e.g. [3, 3]."
+    return None
+
+
 def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -> Diagnostic:
     etype, ctx = err["type"], err.get("ctx") or {}
     field = path[-1] if path and isinstance(path[-1], str) else None
@@ -272,6 +316,7 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         msg = f"must be {word}" if word else err["msg"]
         if etype == "model_type" or etype == "dict_type":
             msg = "must be a mapping"
+        hint = _type_hint(etype, value)
     elif etype in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         sym = {
             "greater_than": ">",
@@ -281,6 +326,7 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         }[etype]
         bound = next(iter(ctx.values()), "?")
         msg = f"must be {sym} {bound}"
+        hint = _range_hint(field_at(root, data, path), field)
     elif etype in ("too_short", "too_long"):
         msg = err["msg"].replace("List", "list").replace("Dictionary", "mapping")
     elif etype in ("value_error", "assertion_error"):

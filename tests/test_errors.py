@@ -41,14 +41,18 @@ CASES = [
     (
         "wrong_value_type",
         HEAD + "    - {type: Dense, units: many}\n",
-        ["bad.yaml:6:28: model.layers[0].units: must be an integer. Received: units='many'. "
-      "Write a whole number (YAML numbers take no quotes)."],
+        [
+            "bad.yaml:6:28: model.layers[0].units: must be an integer. Received: units='many'. "
+            "Write a whole number (YAML numbers take no quotes)."
+        ],
     ),
     (
         "out_of_range",
         HEAD + "    - {type: Dense, units: 8}\n    - {type: Dropout, rate: 1.5}\n",
-        ["bad.yaml:7:29: model.layers[1].rate: must be < 1.0. Received: rate=1.5. "
-      "Valid range: 0 <= rate < 1."],
+        [
+            "bad.yaml:7:29: model.layers[1].rate: must be < 1.0. Received: rate=1.5. "
+            "Valid range: 0 <= rate < 1."
+        ],
     ),
     (
         "unknown_reference",

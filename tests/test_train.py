@@ -400,3 +400,10 @@ def test_evaluate_data_path_with_special_characters(short_run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)) == {"loss", "accuracy"}
+
+
+def test_iris_csv_example_trains(tmp_path):
+    import modelspec
+
+    history = modelspec.train(ROOT / "examples/iris/mlp.yaml", tmp_path / "iris", progress=False)
+    assert max(e["val_accuracy"] for e in history.epochs) >= 0.9

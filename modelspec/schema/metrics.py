@@ -19,19 +19,19 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from modelspec.errors import choices_hint
 from modelspec.schema.base import NonNegativeInt, PositiveFloat, PositiveInt, SpecModel
+from modelspec.schema.metric_base import MetricBase, Probability
+from modelspec.schema.metrics_losslike import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CosineSimilarity,
+    Hinge,
+    KLDivergence,
+    LogCoshError,
+    SparseCategoricalCrossentropy,
+)
 
-Probability = Annotated[float, Field(ge=0, le=1)]
-"""A threshold on a probability, in [0, 1]."""
 
-
-class _MetricBase(SpecModel):
-    type: str
-    """Keras class name of the metric."""
-    name: str
-    """Name the metric is logged under."""
-
-
-class InferredAccuracy(_MetricBase):
+class InferredAccuracy(MetricBase):
     """The string `accuracy`/`acc`: Binary-, Categorical- or SparseCategoricalAccuracy,
     picked from the loss and the output shapes exactly as Keras's `compile` does."""
 
@@ -41,7 +41,7 @@ class InferredAccuracy(_MetricBase):
     """Name the metric is logged under (Keras: the string as written)."""
 
 
-class Accuracy(_MetricBase):
+class Accuracy(MetricBase):
     """How often `y_pred` equals `y_true` exactly (Keras `Accuracy`; for classifier
     accuracy write the string `accuracy`)."""
 
@@ -51,7 +51,7 @@ class Accuracy(_MetricBase):
     """Name the metric is logged under."""
 
 
-class BinaryAccuracy(_MetricBase):
+class BinaryAccuracy(MetricBase):
     """How often `y_pred > threshold` equals the 0/1 label."""
 
     type: Literal["BinaryAccuracy"]
@@ -62,7 +62,7 @@ class BinaryAccuracy(_MetricBase):
     """Predictions above it count as 1."""
 
 
-class CategoricalAccuracy(_MetricBase):
+class CategoricalAccuracy(MetricBase):
     """How often the arg-max of `y_pred` is the arg-max of the one-hot `y_true`."""
 
     type: Literal["CategoricalAccuracy"]
@@ -71,7 +71,7 @@ class CategoricalAccuracy(_MetricBase):
     """Name the metric is logged under."""
 
 
-class SparseCategoricalAccuracy(_MetricBase):
+class SparseCategoricalAccuracy(MetricBase):
     """How often the arg-max of `y_pred` is the integer label."""
 
     type: Literal["SparseCategoricalAccuracy"]
@@ -80,7 +80,7 @@ class SparseCategoricalAccuracy(_MetricBase):
     """Name the metric is logged under."""
 
 
-class TopKCategoricalAccuracy(_MetricBase):
+class TopKCategoricalAccuracy(MetricBase):
     """How often the one-hot label's class is among the `k` highest predictions."""
 
     type: Literal["TopKCategoricalAccuracy"]
@@ -91,7 +91,7 @@ class TopKCategoricalAccuracy(_MetricBase):
     """How many top predictions count."""
 
 
-class SparseTopKCategoricalAccuracy(_MetricBase):
+class SparseTopKCategoricalAccuracy(MetricBase):
     """How often the integer label is among the `k` highest predictions."""
 
     type: Literal["SparseTopKCategoricalAccuracy"]
@@ -104,7 +104,7 @@ class SparseTopKCategoricalAccuracy(_MetricBase):
     """True when `y_pred` already holds class ids sorted by score, not scores."""
 
 
-class _ThresholdedMetric(_MetricBase):
+class _ThresholdedMetric(MetricBase):
     thresholds: Probability | list[Probability] | None = None
     """Threshold(s) above which a prediction is positive; a list gives one value per
     threshold. Default 0.5 (or, with `top_k`, any value in the top k)."""
@@ -140,7 +140,7 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-class AUC(_MetricBase):
+class AUC(MetricBase):
     """Area under the ROC or precision-recall curve, from a confusion matrix per threshold."""
 
     type: Literal["AUC"]
@@ -176,7 +176,7 @@ class AUC(_MetricBase):
         return self
 
 
-class _FScore(_MetricBase):
+class _FScore(MetricBase):
     average: Literal["micro", "macro", "weighted"] | None = None
     """null: one score per class (the result is a vector); `micro`: pool all classes;
     `macro`: unweighted mean of class scores; `weighted`: mean weighted by class support."""
@@ -204,7 +204,7 @@ class FBetaScore(_FScore):
     """Weight of recall relative to precision."""
 
 
-class MeanSquaredError(_MetricBase):
+class MeanSquaredError(MetricBase):
     """Mean of squared errors."""
 
     type: Literal["MeanSquaredError"]
@@ -213,7 +213,7 @@ class MeanSquaredError(_MetricBase):
     """Name the metric is logged under."""
 
 
-class MeanAbsoluteError(_MetricBase):
+class MeanAbsoluteError(MetricBase):
     """Mean of absolute errors."""
 
     type: Literal["MeanAbsoluteError"]
@@ -222,7 +222,7 @@ class MeanAbsoluteError(_MetricBase):
     """Name the metric is logged under."""
 
 
-class RootMeanSquaredError(_MetricBase):
+class RootMeanSquaredError(MetricBase):
     """Square root of the mean of squared errors over everything seen."""
 
     type: Literal["RootMeanSquaredError"]
@@ -231,7 +231,7 @@ class RootMeanSquaredError(_MetricBase):
     """Name the metric is logged under."""
 
 
-class R2Score(_MetricBase):
+class R2Score(MetricBase):
     """Coefficient of determination per output column (needs 2-D outputs)."""
 
     type: Literal["R2Score"]
@@ -246,88 +246,7 @@ class R2Score(_MetricBase):
     """Number of independent variables, for the adjusted R2 (0: plain R2)."""
 
 
-class BinaryCrossentropy(_MetricBase):
-    """Mean binary cross-entropy (the loss, tracked as a metric)."""
-
-    type: Literal["BinaryCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "binary_crossentropy"
-    """Name the metric is logged under."""
-    from_logits: bool = False
-    """True when `y_pred` holds logits."""
-    label_smoothing: float = Field(0.0, ge=0, le=1)
-    """Labels become `y * (1 - s) + s / 2`."""
-
-
-class CategoricalCrossentropy(_MetricBase):
-    """Mean categorical cross-entropy (the loss, tracked as a metric)."""
-
-    type: Literal["CategoricalCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "categorical_crossentropy"
-    """Name the metric is logged under."""
-    from_logits: bool = False
-    """True when `y_pred` holds logits."""
-    label_smoothing: float = Field(0.0, ge=0, le=1)
-    """Labels become `y * (1 - s) + s / num_classes`."""
-    axis: int = -1
-    """The class axis."""
-
-
-class SparseCategoricalCrossentropy(_MetricBase):
-    """Mean sparse categorical cross-entropy (the loss, tracked as a metric)."""
-
-    type: Literal["SparseCategoricalCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_categorical_crossentropy"
-    """Name the metric is logged under."""
-    from_logits: bool = False
-    """True when `y_pred` holds logits."""
-    ignore_class: int | None = None
-    """Label whose positions count as zero loss (and zero weight when weights are given)."""
-    axis: int = -1
-    """The class axis."""
-
-
-class KLDivergence(_MetricBase):
-    """Mean Kullback-Leibler divergence."""
-
-    type: Literal["KLDivergence"]
-    """Keras class name of the metric."""
-    name: str = "kl_divergence"
-    """Name the metric is logged under."""
-
-
-class Hinge(_MetricBase):
-    """Mean hinge loss."""
-
-    type: Literal["Hinge"]
-    """Keras class name of the metric."""
-    name: str = "hinge"
-    """Name the metric is logged under."""
-
-
-class LogCoshError(_MetricBase):
-    """Mean log(cosh(error))."""
-
-    type: Literal["LogCoshError"]
-    """Keras class name of the metric."""
-    name: str = "logcosh"
-    """Name the metric is logged under."""
-
-
-class CosineSimilarity(_MetricBase):
-    """Mean cosine similarity (+1 = same direction; unlike the loss, not negated)."""
-
-    type: Literal["CosineSimilarity"]
-    """Keras class name of the metric."""
-    name: str = "cosine_similarity"
-    """Name the metric is logged under."""
-    axis: int = -1
-    """Axis along which the similarity is computed."""
-
-
-_CLASSES: tuple[type[_MetricBase], ...] = (
+_CLASSES: tuple[type[MetricBase], ...] = (
     Accuracy,
     BinaryAccuracy,
     CategoricalAccuracy,

@@ -114,3 +114,4 @@ def test_build_api_and_param_separation():
         )
     )
     assert isinstance(model, nnx.Module)
+    assert isinstance(state.merge(), SpecModel)  # split() round-trips

@@ -97,7 +97,6 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
         raise SpecError(_sorted(errors)) from None
     if errors:
         raise SpecError(_sorted(errors))
-    spec._source = smap
     spec._blocks = raw_blocks
     _attach(spec, smap)
     return spec

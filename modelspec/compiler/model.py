@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from modelspec.compiler.layers import BUILDERS
@@ -21,22 +20,6 @@ from modelspec.compiler.layers.sharding import constrain
 from modelspec.compiler.load import analysis, load
 from modelspec.compiler.shapes import input_types, node_inputs
 from modelspec.schema.spec import Spec
-
-_DTYPES = {
-    "float32": jnp.float32,
-    "float16": jnp.float16,
-    "bfloat16": jnp.bfloat16,
-    "float64": jnp.float64,
-    "int32": jnp.int32,
-    "int64": jnp.int64,
-    "int8": jnp.int8,
-    "uint8": jnp.uint8,
-    "bool": jnp.bool_,
-}
-
-
-def jnp_dtype(name: str):
-    return _DTYPES[name]
 
 
 class SpecModel(nnx.Module):

@@ -146,7 +146,6 @@ class ParamPlan:
     layer: str
     info: ParamInfo
     spec: tuple[tuple[str, ...] | None, ...]
-    shards: int
 
     def describe(self) -> str:
         return (
@@ -234,11 +233,7 @@ def plan_for(spec: Spec, mesh: dict[str, int], *, check_batch: bool = True) -> P
                             f"mesh whose {'x'.join(axes)} size divides {size}.",
                         )
                     )
-            plan.params.append(
-                ParamPlan(
-                    node.name, info, pspec, math.prod(mesh[a] for s in pspec for a in (s or ()))
-                )
-            )
+            plan.params.append(ParamPlan(node.name, info, pspec))
     if check_batch and spec.data is not None:
         n = math.prod(mesh[a] for a in plan.batch_axes)
         if spec.data.batch_size % n:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 Dim = int | None
 """A dimension; None is unknown (the batch axis, or a variable sequence length)."""
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool")
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int32", "int64", "int8", "uint8", "bool")
 

@@ -7,7 +7,6 @@ Their state (best value, wait counters) is plain JSON so resume continues exactl
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,10 +120,6 @@ class ReduceLROnPlateauCallback:
                     action.messages.append(f"ReduceLROnPlateau: learning rate -> {new_lr:.6g}")
                 s["cooldown"], s["wait"] = self.spec.cooldown, 0
         return action
-
-
-def is_finite(value: float) -> bool:
-    return math.isfinite(value)
 
 
 def callback_states(callbacks: list[Any]) -> list[dict[str, Any]]:

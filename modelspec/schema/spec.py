@@ -102,6 +102,3 @@ class Spec(SpecModel):
             lookup = {k.lower(): k for k in OPTIMIZER_TYPES}
             return {"type": lookup.get(value.lower(), value)}
         return value
-
-
-SPEC_SECTIONS = tuple(Spec.model_fields)

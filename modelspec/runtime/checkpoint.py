@@ -106,10 +106,13 @@ class Checkpointer:
             "meta"
         ]
 
-    def restore(self, step: int, like: Any, extra_like: Any | None = None) -> tuple[Any, Any]:
-        """Restore into the structure of `like`; CheckpointMismatch if it differs."""
+    def restore(
+        self, step: int, like: Any, extra_like: Any | None = None, meta: dict | None = None
+    ) -> tuple[Any, Any]:
+        """Restore into the structure of `like`; CheckpointMismatch if it differs.
+        `meta`: the step's metadata when the caller has already read it."""
         flat_like, current, _ = flatten(like)
-        saved = self.read_meta(step).get("structure", [])
+        saved = (meta if meta is not None else self.read_meta(step)).get("structure", [])
         if saved != [list(x) for x in current]:
             raise CheckpointMismatch(step, structure_diff(saved, current))
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, flat_like)
@@ -135,20 +138,27 @@ class Checkpointer:
         self.manager.close()
 
 
-def restore_checked(ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None):
+def run_dir_error(
+    run_dir: Path,
+    path: str,
+    message: str,
+    hint: str = "Run with --restart to start over, or use another --run-dir.",
+) -> SpecError:
+    """A problem with a run directory (it has no file position: the run dir is named)."""
+    return SpecError.single(Diagnostic(str(run_dir), 0, 0, path, message, hint=hint))
+
+
+def restore_checked(
+    ckpt: Checkpointer, step: int, state, run_dir: Path, extra_like=None, meta: dict | None = None
+):
     """Restore, turning a structure mismatch into a user error that names the fix."""
     try:
-        return ckpt.restore(step, state, extra_like)
+        return ckpt.restore(step, state, extra_like, meta)
     except CheckpointMismatch as exc:
         ckpt.close()
-        raise SpecError.single(
-            Diagnostic(
-                str(run_dir),
-                0,
-                0,
-                "checkpoint",
-                f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
-                "optimizer changed): " + "; ".join(exc.lines),
-                hint="Run with --restart to start over, or use another --run-dir.",
-            )
+        raise run_dir_error(
+            run_dir,
+            "checkpoint",
+            f"the checkpoint at step {step} in {run_dir} does not fit this spec (the model or "
+            "optimizer changed): " + "; ".join(exc.lines),
         ) from None

@@ -11,7 +11,7 @@ import numpy as np
 from modelspec.compiler.load import analysis
 from modelspec.compiler.shapes import input_types
 from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
-from modelspec.runtime.checkpoint import Checkpointer, restore_checked
+from modelspec.runtime.checkpoint import Checkpointer, restore_checked, run_dir_error
 from modelspec.runtime.data import load_data
 from modelspec.runtime.distribute import put_batch
 from modelspec.runtime.evaluation import evaluate_dataset
@@ -25,15 +25,11 @@ def restore_latest(session: Session, run_dir: Path) -> Any:
     step = ckpt.latest_step()
     if step is None:
         ckpt.close()
-        raise SpecError.single(
-            Diagnostic(
-                str(run_dir),
-                0,
-                0,
-                "--run-dir",
-                "no checkpoint found in this run directory",
-                hint="Train first: modelspec train SPEC --run-dir DIR.",
-            )
+        raise run_dir_error(
+            run_dir,
+            "--run-dir",
+            "no checkpoint found in this run directory",
+            hint="Train first: modelspec train SPEC --run-dir DIR.",
         )
     state, _ = restore_checked(ckpt, step, session.state, run_dir)
     ckpt.close()

@@ -22,7 +22,6 @@ import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime import optimizers as opt
 from modelspec.runtime.callbacks import (
     EarlyStoppingCallback,
@@ -31,7 +30,7 @@ from modelspec.runtime.callbacks import (
     check_callbacks,
     restore_states,
 )
-from modelspec.runtime.checkpoint import Checkpointer, restore_checked
+from modelspec.runtime.checkpoint import Checkpointer, restore_checked, run_dir_error
 from modelspec.runtime.distribute import is_main_process, put_batch
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
@@ -116,26 +115,21 @@ class Trainer:
         if step is None:
             return state, 0, 0, 0, False
         meta = self.ckpt.read_meta(step)
-        best_like = (state.params, state.batch_stats, state.frozen)
-        has_best = self.ckpt.has_extra(step)
-        state, extra = restore_checked(
-            self.ckpt, step, state, self.run_dir, {"best": best_like} if has_best else None
-        )
-        self.best = extra["best"] if extra else None
         types = [cb.spec.type for cb in self.callbacks]
         if meta.get("callback_types", types) != types:
             self.ckpt.close()
-            raise SpecError.single(
-                Diagnostic(
-                    str(self.run_dir),
-                    0,
-                    0,
-                    "train.callbacks",
-                    f"the checkpoint was written with callbacks {meta.get('callback_types')}, the "
-                    f"spec now has {types}",
-                    hint="Run with --restart to start over, or use another --run-dir.",
-                )
+            raise run_dir_error(
+                self.run_dir,
+                "train.callbacks",
+                f"the checkpoint was written with callbacks {meta.get('callback_types')}, the "
+                f"spec now has {types}",
             )
+        best_like = (state.params, state.batch_stats, state.frozen)
+        has_best = self.ckpt.has_extra(step)
+        state, extra = restore_checked(
+            self.ckpt, step, state, self.run_dir, {"best": best_like} if has_best else None, meta
+        )
+        self.best = extra["best"] if extra else None
         restore_states(self.callbacks, meta["callbacks"])
         self.records = self.log.read()[: meta["epochs_logged"]]
         if self.main:

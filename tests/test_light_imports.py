@@ -31,10 +31,11 @@ sys.exit(code or 0)
         ["check", "specs/text_classifier.yaml", "specs/resnet_small.yaml"],
         ["summary", "specs/transformer_encoder.yaml"],
         ["summary", "--format", "json", "specs/text_classifier.yaml"],
+        ["summary", "--mesh", "data=2,fsdp=2,tensor=2", "specs/transformer_encoder.yaml"],
         ["schema"],
         ["check", "tests/data/bad_spec.yaml"],
     ],
-    ids=["help", "check", "summary", "summary_json", "schema", "check_failing"],
+    ids=["help", "check", "summary", "summary_json", "summary_mesh", "schema", "check_failing"],
 )
 def test_light_commands_do_not_import_jax(root, args):
     proc = subprocess.run(

@@ -1,7 +1,7 @@
 """Data for training: loading and checking it against the model, then batching it.
 
-Everything that can be wrong with the data (shapes, dtypes, label ranges, sample
-counts, files) is checked here before step 1 and raised together as one `DataError`,
+Everything that can be wrong with the data (shapes, dtypes, label ranges, NaN/inf,
+sample counts, files) is checked here before step 1 and raised together as one `DataError`,
 so a run never dies an hour in on a shape error. Batching is a pure function of
 (seed, epoch, batch index): resuming a run at a saved (epoch, index) reproduces exactly
 the batches an uninterrupted run would have seen, and every batch has the same shape
@@ -183,7 +183,14 @@ def load_data(
             base_dir=Path(base_dir),
             rep=rep,
         )
-        arrays = check_arrays(raw, model_inputs, model_outputs, loss_types, rep)
+        arrays = check_arrays(
+            raw,
+            model_inputs,
+            model_outputs,
+            loss_types,
+            rep,
+            allow_nonfinite=data.allow_nonfinite,
+        )
         checked[split] = ArrayDataset(*arrays) if arrays is not None else None
     train, validation = checked["train"], checked.get("validation")
     if train is not None and data.validation_split:

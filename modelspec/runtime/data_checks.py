@@ -1,6 +1,7 @@
 """Checking loaded arrays against the model before step 1: feature shapes and dtypes
 against `model.inputs`, labels against the outputs and their loss (e.g. sparse labels
-within the output size). Every problem becomes one positioned Diagnostic."""
+within the output size), and float data for NaN/inf (unless `data.allow_nonfinite`).
+Every problem becomes one positioned Diagnostic."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from modelspec.compiler.types import TensorType, format_shape
-from modelspec.runtime.sources import RawArray, RawSource, Reporter
+from modelspec.runtime.finite import find_nonfinite
+from modelspec.runtime.raw import RawArray, RawSource, Reporter
 
 _SPARSE = "sparse"
 _CATEGORICAL = "categorical"
@@ -51,8 +53,14 @@ def check_arrays(
     model_outputs: dict[str, TensorType],
     losses: dict[str, tuple[str, str, int | None]],
     rep: Reporter,
+    *,
+    allow_nonfinite: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
-    """Check and cast every array of `raw`; None when anything was reported."""
+    """Check and cast every array of `raw`; None when anything was reported.
+
+    Unless `allow_nonfinite`, float features and the float targets of non-sparse losses
+    must be finite in the dtype they are cast to (sparse labels are checked to be
+    integers anyway)."""
     before = len(rep.diagnostics)
     arrays = [*raw.inputs.values(), *raw.targets.values()]
     counts = {a.what: a.array.shape[0] for a in arrays if a.array.ndim > 0}
@@ -68,11 +76,13 @@ def check_arrays(
         rep.error(raw.where, f"{raw.label}: the data has no samples")
     inputs = {}
     for name, item in raw.inputs.items():
-        inputs[name] = _check_input(raw, name, item, model_inputs[name], rep)
+        inputs[name] = _check_input(raw, name, item, model_inputs[name], rep, allow_nonfinite)
     kinds = {name: losses.get(name, (_OTHER, "", None)) for name in raw.targets}
     targets = {}
     for name, item in raw.targets.items():
-        targets[name] = _check_target(raw, name, item, model_outputs[name], kinds[name], rep)
+        targets[name] = _check_target(
+            raw, name, item, model_outputs[name], kinds[name], rep, allow_nonfinite
+        )
     if len(rep.diagnostics) > before:
         return None
     return inputs, targets  # type: ignore[return-value]
@@ -106,7 +116,12 @@ def _numpy_dtype(name: str) -> np.dtype:
 
 
 def _check_input(
-    raw: RawSource, name: str, item: RawArray, want: TensorType, rep: Reporter
+    raw: RawSource,
+    name: str,
+    item: RawArray,
+    want: TensorType,
+    rep: Reporter,
+    allow_nonfinite: bool,
 ) -> np.ndarray | None:
     role = f"model input {name!r}"
     if _not_numeric(raw, item, role, rep):
@@ -143,7 +158,39 @@ def _check_input(
             received=problem[1],
             hint=f"{problem[2]} in model.inputs.{name}.dtype.",
         )
+    # ints only overflow a float dtype as narrow as float16
+    could_overflow = arr.dtype.kind == "f" or (arr.dtype.kind in "iu" and dtype.itemsize <= 2)
+    is_float = dtype.kind == "f" or dtype.name == "bfloat16"  # ml_dtypes: kind "V"
+    if ok and not allow_nonfinite and is_float and could_overflow:
+        ok = _finite(raw, item, dtype, role, rep)
     return arr.astype(dtype, copy=False) if ok else None
+
+
+def _finite(raw: RawSource, item: RawArray, dtype: np.dtype, role: str, rep: Reporter) -> bool:
+    """Report (and return False) when `item` holds values that are not finite as `dtype`."""
+    found = find_nonfinite(item.array, dtype)
+    if found is None:
+        return True
+    row, *inner = found.index
+    where = f"row {row + 1} (line {item.lines[row]})" if item.lines else f"sample {row}"
+    if item.columns is not None and len(inner) == 1:
+        where += f", column {item.columns[inner[0]]}"
+    elif len(inner) == 1:
+        where += f", feature {inner[0]}"
+    elif inner:
+        where += f", index {tuple(inner)}"
+    wider = item.array.dtype.kind != "f" or item.array.dtype.itemsize > dtype.itemsize
+    kinds = f"NaN, ±inf, or too large for {dtype}" if wider else "NaN or ±inf"
+    count = "1 value that is" if found.count == 1 else f"{found.count} values that are"
+    rep.error(
+        item.path,
+        f"{raw.label}: {item.what} holds {count} not finite ({kinds}) for "
+        f"{role}; the first is in {where}",
+        received=found.value,
+        hint="One NaN turns the loss into NaN within a step. Fix or drop those rows, or "
+        "set `data.allow_nonfinite: true` if the data legitimately holds them.",
+    )
+    return False
 
 
 def _first_nonintegral(arr: np.ndarray) -> str | None:
@@ -162,6 +209,7 @@ def _check_target(
     out: TensorType,
     kind: tuple[str, str, int | None],
     rep: Reporter,
+    allow_nonfinite: bool,
 ) -> np.ndarray | None:
     loss, loss_name, ignore_class = kind
     role = f"model output {name!r}"
@@ -233,6 +281,9 @@ def _check_target(
             hint=hint,
         )
         return None
+    if not allow_nonfinite and arr.dtype.kind == "f":
+        if not _finite(raw, item, np.dtype(np.float32), role, rep):
+            return None
     if loss == _BINARY and arr.size:
         low, high = arr.min(), arr.max()
         if low < 0 or high > 1:

@@ -28,7 +28,10 @@ class SklearnSource(SpecModel):
 
 
 class NpzSource(SpecModel):
-    """Arrays in one NumPy `.npz` archive; only the arrays the model needs are read."""
+    """Arrays in one NumPy `.npz` archive; only the arrays the model needs are read.
+    Arrays of an uncompressed archive (`np.savez`) are memory-mapped; those of a
+    compressed one (`np.savez_compressed`) cannot be, and are decompressed into memory
+    only up to 1 GiB each."""
 
     type: Literal["npz"]
     """Source kind: a NumPy `.npz` archive."""
@@ -118,6 +121,11 @@ class DataSpec(SpecModel):
     """Reshuffle the training samples every epoch (false: file order)."""
     drop_remainder: bool = False
     """Skip the last, partial batch of each epoch instead of padding and masking it."""
+    allow_nonfinite: bool = False
+    """Let NaN and ±inf through in float features and in the float targets of
+    non-sparse losses. By default they are an error before step 1, reported with the
+    first one's position, since one NaN turns the loss into NaN within a step; set true
+    only for data that legitimately holds them (a model that masks or imputes them)."""
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataSpec:

@@ -27,6 +27,22 @@ def format_path(path: Sequence[PathPart]) -> str:
     return out or "<root>"
 
 
+def printable(text: str) -> str:
+    """`text` with every non-printable character escaped (`\\x1b`, `\\u200b`): values
+    echoed from a spec must never drive the user's terminal (a key holding `ESC[2J`
+    would clear it)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """A compact repr for 'Received:' clauses (strings quoted, long values cut)."""
     text = repr(value) if isinstance(value, str) else _plain(value)
@@ -92,7 +108,7 @@ class Diagnostic:
             text += f" Received: {self.received}."
         if self.hint:
             text += f" {self.hint}"
-        return text
+        return printable(text)
 
 
 @dataclass

@@ -236,7 +236,7 @@ def test_block_errors_point_into_the_block_or_use_site(tmp_path, monkeypatch):
     assert result.exit_code == 2
     err = result.stderr
     assert "b.yaml:10:26: model.layers[0].units: must be > 0. Received: units=-2." in err
-    assert "b.yaml:6:23: model.layers[1].unit: unknown argument 'unit' for Dense." in err
+    assert "b.yaml:6:23: blocks.mlp.layers[1].unit: unknown argument 'unit' for Dense." in err
 
 
 def test_schema_and_graph_errors_are_reported_together(tmp_path, monkeypatch):

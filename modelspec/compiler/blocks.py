@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelspec.compiler.block_limits import MAX_DEPTH, size_errors
 from modelspec.errors import Path, did_you_mean, format_path, short_repr
 from modelspec.schema.layers import LAYER_TYPES
 
 _WHOLE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _EMBEDDED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CALL_KEYS = ("type", "name", "inputs", "repeat", "trainable")
-MAX_DEPTH = 16
 
 
 def snake(type_name: str) -> str:
@@ -32,6 +32,8 @@ class Expansion:
     layers: list[Any]
     origin: dict[Path, Path] = field(default_factory=dict)
     errors: list[tuple[Path, str, dict[str, Any]]] = field(default_factory=list)
+    too_large: bool = False
+    """Expansion was refused (MAX_LAYERS): nothing was expanded."""
 
 
 class _Namer:
@@ -65,6 +67,10 @@ def expand(data: dict[str, Any]) -> Expansion:
     if isinstance(model.get("inputs"), dict):
         explicit |= set(model["inputs"])
     ex = Expansion(layers=[])
+    ex.errors = size_errors(items, blocks)
+    if ex.errors:
+        ex.too_large = True
+        return ex
     namer = _Namer(explicit)
     aliases: dict[str, str] = {}
     after_block: str | None = None
@@ -134,9 +140,19 @@ def _expand_call(
     """Expand one block use; returns the name of the layer holding its output."""
     bname = call["type"]
     block = blocks[bname]
-    if bname in stack or depth > MAX_DEPTH:
+    if bname in stack:
         cycle = " -> ".join((*stack, bname))
         ex.errors.append((src + ("type",), f"block '{bname}' uses itself: {cycle}", {}))
+        return name
+    if depth >= MAX_DEPTH:
+        ex.errors.append(
+            (
+                src + ("type",),
+                f"blocks nest deeper than {MAX_DEPTH} levels: "
+                f"{' -> '.join(stack[:3])} -> ... -> {' -> '.join((*stack[-2:], bname))}",
+                {"hint": "Flatten some of the blocks into their users."},
+            )
+        )
         return name
     if not isinstance(block, dict) or not isinstance(block.get("layers"), list):
         return name  # the schema reports the malformed block

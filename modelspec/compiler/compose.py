@@ -9,85 +9,12 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
 
-from modelspec.compiler.yaml_positions import Document, Pos, parse_text, parse_value
+from modelspec.compiler.yaml_positions import Document, Pos, parse_value
 from modelspec.errors import Diagnostic, Path, SpecError, did_you_mean, format_path
-
-
-def read_document(file: FsPath, _chain: tuple[FsPath, ...] = ()) -> Document:
-    """Read a spec file and everything it `extends`, merged."""
-    file = file.resolve()
-    shown = _display(file)
-    if file in _chain:
-        cycle = " -> ".join(_display(f) for f in (*_chain, file))
-        raise SpecError.single(Diagnostic(shown, 1, 1, "extends", f"`extends` cycle: {cycle}"))
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError.single(
-            Diagnostic(
-                shown,
-                0,
-                0,
-                "<file>",
-                f"not a UTF-8 text file (byte {exc.start})",
-                hint="Specs are YAML or JSON text in UTF-8.",
-            )
-        ) from None
-    except OSError as exc:
-        raise SpecError.single(
-            Diagnostic(shown, 0, 0, "<file>", f"cannot read the spec: {exc.strerror or exc}")
-        ) from None
-    doc = parse_text(text, shown)
-    if not isinstance(doc.data, dict):
-        raise SpecError.single(
-            Diagnostic(
-                shown,
-                1,
-                1,
-                "<document>",
-                "a spec must be a mapping of sections",
-                received=type(doc.data).__name__,
-            )
-        )
-    bases = doc.data.pop("extends", None)
-    if bases is None:
-        return doc
-    names = bases if isinstance(bases, list) else [bases]
-    merged: Document | None = None
-    for i, name in enumerate(names):
-        at = ("extends", i) if isinstance(bases, list) else ("extends",)
-        pos = doc.values.get(at, (shown, 1, 1))
-        if not isinstance(name, str):
-            raise SpecError.single(
-                Diagnostic(*pos, format_path(at), "must be a file path", received=repr(name))
-            )
-        base_file = file.parent / name
-        if not base_file.exists():
-            raise SpecError.single(
-                Diagnostic(
-                    *pos,
-                    format_path(at),
-                    "base spec not found",
-                    received=repr(name),
-                    hint="Paths are relative to this file.",
-                )
-            )
-        base = read_document(base_file, (*_chain, file))
-        merged = base if merged is None else merge(merged, base)
-    assert merged is not None
-    return merge(merged, doc)
-
-
-def _display(file: FsPath) -> str:
-    try:
-        return str(file.relative_to(FsPath.cwd()))
-    except ValueError:
-        return str(file)
 
 
 def merge(base: Document, over: Document) -> Document:
@@ -145,8 +72,8 @@ def apply_overrides(doc: Document, overrides: list[str]) -> Document:
         dotted, raw = text.split("=", 1)
         try:
             value = parse_value(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        except (yaml.YAMLError, ValueError):
+            value = raw  # not YAML data: the schema checks it as the string written
         try:
             path = _resolve_path(doc.data, dotted)
             _assign(doc.data, path, value)

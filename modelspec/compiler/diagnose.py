@@ -51,11 +51,17 @@ def data_path(loc: tuple, data: Any) -> tuple[Path, list[str]]:
     return tuple(path), skipped
 
 
+_TAGS = {"constant", "schedule"}
+"""Tags of callable-discriminated unions (schema.schedules.LearningRate): labels in a
+pydantic loc, never data keys (a data key of that name is found in the node first)."""
+
+
 def _is_label(part: str, node: dict) -> bool:
     return (
         part == node.get("type")
         or "[" in part
         or part in {"str", "int", "float", "bool", "list", "dict", "none"}
+        or part in _TAGS
         or (part[:1].isupper() and part not in node)
     )
 
@@ -287,6 +293,11 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
             "Valid arguments: " + ", ".join(names) + "." if names else None
         )
         at_key = True
+        if len(path) == 1:  # a top-level key: say what is wrong, never echo its value
+            msg, received = f"unknown section '{short_repr(field, 40)[1:-1]}'", None
+            hint = did_you_mean(str(field), names) or (
+                "Spec sections: " + ", ".join(names) + "." if names else None
+            )
     elif etype == "missing":
         msg = f"missing required argument '{field}'{_owner(data, path)}"
         hint = f"Add `{field}: ...`."
@@ -337,6 +348,9 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         elif ". Valid " in msg:
             msg, hint = msg.split(". Valid ", 1)
             hint = "Valid " + hint
+    elif etype == "finite_number":
+        msg = "must be a finite number"
+        hint = "Infinity and NaN are not allowed here."
     elif etype == "string_pattern_mismatch":
         msg = "must contain only letters, digits, '_', '.', '-' (and start with a letter or '_')"
     else:

@@ -7,6 +7,8 @@ schema -> graph -> shapes. Every stage reports *all* its problems, positioned.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from types import SimpleNamespace
@@ -15,8 +17,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelspec.compiler import blocks as block_expansion
-from modelspec.compiler.compose import apply_overrides, read_document
+from modelspec.compiler.compose import apply_overrides
 from modelspec.compiler.diagnose import diagnostics
+from modelspec.compiler.extends import read_document
 from modelspec.compiler.graph import Graph, resolve
 from modelspec.compiler.shapes import infer
 from modelspec.compiler.types import LayerShape
@@ -88,12 +91,16 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
     expansion = block_expansion.expand(doc.data)
     smap.origin = expansion.origin
     errors = [_expansion_diag(smap, p, m, kw) for p, m, kw in expansion.errors]
+    if expansion.too_large:
+        raise SpecError(_sorted(errors))
     try:
         spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
         choices = block_expansion.known_types({n: None for n in block_names})
-        errors += diagnostics(exc, doc.data, Spec, smap.locate, choices)
-        errors += _partial_graph_errors(doc.data, smap)
+        found = diagnostics(exc, doc.data, Spec, smap.locate, choices)
+        if errors:  # a use that failed to expand leaves `model.layers` short: not news
+            found = [d for d in found if d.path != "model.layers" or "at least" not in d.message]
+        errors += [_as_written(d, smap) for d in found + _partial_graph_errors(doc.data, smap)]
         raise SpecError(_sorted(errors)) from None
     if errors:
         raise SpecError(_sorted(errors))
@@ -147,9 +154,15 @@ def _attach(spec: Spec, smap: SourceMap) -> None:
     shapes, shape_errors = infer(graph, spec, smap.locate)
     errors += shape_errors
     if errors:
-        raise SpecError(_sorted(errors))
+        raise SpecError(_sorted([_as_written(d, smap) for d in errors]))
     spec._source = smap
     spec._analysis = Analysis(graph, shapes)
+    from modelspec.compiler.memory import spec_limit_error  # imports load: not at the top
+
+    too_big = spec_limit_error(spec)
+    if too_big is not None:
+        spec._analysis = None
+        raise SpecError([too_big])
 
 
 def analysis(spec: Spec) -> Analysis:
@@ -199,5 +212,27 @@ def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diag
     )
 
 
+_EXPANDED = re.compile(r"^model\.layers\[(\d+)\]")
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _as_written(diag: Diagnostic, smap: SourceMap) -> Diagnostic:
+    """Name a diagnostic inside an expanded block by the path where it was written
+    (`blocks.res.layers[0].units`), not by one of its expanded copies."""
+    m = _EXPANDED.match(diag.path)
+    if m is None:
+        return diag
+    rest = diag.path[m.end() :]
+    parts: list = [n if n else int(i) for n, i in _PART.findall(rest)]
+    full = ("model", "layers", int(m.group(1)), *parts)
+    origin = block_expansion.origin_of(smap.origin, full)
+    if not origin or origin[0] != "blocks":
+        return diag
+    return dataclasses.replace(diag, path=format_path(origin))
+
+
 def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
-    return sorted(diags, key=lambda d: (d.file, d.line, d.col))
+    """Diagnostics in file order, each once: an error inside a block repeated 1,000 times
+    is one error of the block, not 1,000."""
+    unique = dict.fromkeys(diags)
+    return sorted(unique, key=lambda d: (d.file, d.line, d.col))

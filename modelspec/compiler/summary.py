@@ -64,16 +64,25 @@ def summarize(spec: Spec) -> dict[str, Any]:
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
         "total_bytes": (trainable + non_trainable) * BYTES_PER_PARAM,
+        "training_bytes_per_device": _training_bytes(spec),
         "layers": layers,
     }
 
 
+def _training_bytes(spec: Spec) -> dict[str, int]:
+    from modelspec.compiler.memory import estimate  # imports this module
+
+    return estimate(spec).as_dict()
+
+
 def human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    """1536 -> '1.50 KB' (binary units, up to EB so absurd sizes read as such)."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    for unit in units:
+        if n < 1024 or unit == units[-1]:
             return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
         n /= 1024
-    return f"{n:.2f} GB"
+    return f"{n:.2f} EB"
 
 
 def render_table(summary: dict[str, Any]):
@@ -98,6 +107,8 @@ def render_table(summary: dict[str, Any]):
         f"({human_bytes(summary['trainable_params'] * BYTES_PER_PARAM)})",
         f" Non-trainable params: {summary['non_trainable_params']:,} "
         f"({human_bytes(summary['non_trainable_params'] * BYTES_PER_PARAM)})",
+        f" Training memory, one device, at least: "
+        f"{human_bytes(summary['training_bytes_per_device']['total'])}",
     ]
     return table, totals
 

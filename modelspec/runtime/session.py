@@ -18,6 +18,7 @@ from modelspec.compiler.shapes import input_types
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime import distribute
 from modelspec.runtime.data import Datasets, load_data
+from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objectives import Objective, build_objective, losses_by_output
 from modelspec.runtime.optimizers import build_optimizer
 from modelspec.runtime.steps import (
@@ -111,6 +112,7 @@ def open_session(
     problems: list = []  # mesh and data problems are reported together
     try:
         dist = distribute.setup(spec, devices)
+        check_fits(spec, dist)
     except SpecError as exc:
         problems += exc.diagnostics
     try:

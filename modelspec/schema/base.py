@@ -1,7 +1,9 @@
 """The base of every spec model: strict, immutable, documented.
 
 `extra="forbid"` turns a typo into an error (with a 'Did you mean' from the loader);
-`frozen=True` makes specs safe to share and hash; attribute docstrings become the JSON
+`frozen=True` makes specs safe to share and hash; `allow_inf_nan=False` refuses `.inf`,
+`.nan` and "Infinity" wherever a number is expected (a field that means infinity says
+so with its own type); attribute docstrings become the JSON
 Schema descriptions that editors show. This package never imports JAX.
 """
 
@@ -20,6 +22,7 @@ class SpecModel(BaseModel):
         frozen=True,
         use_attribute_docstrings=True,
         validate_default=False,
+        allow_inf_nan=False,
     )
 
     def dump(self) -> dict[str, Any]:

@@ -72,9 +72,15 @@ def evaluate(source: Any, run_dir: Any, overrides: list[str] | tuple = (), **kwa
 
 
 def predict(
-    source: Any, run_dir: Any, input_path: Any, output_path: Any, overrides: list[str] | tuple = ()
+    source: Any,
+    run_dir: Any,
+    input_path: Any,
+    output_path: Any,
+    overrides: list[str] | tuple = (),
+    **kwargs: Any,
 ):
-    """Outputs of a trained model on an .npz of named inputs (like `modelspec predict`)."""
+    """Outputs of a trained model on an .npz of named inputs (like `modelspec predict`).
+    Keyword options: batch_size, allow_spec_change."""
     from modelspec.runtime.inference import predict as _predict
 
-    return _predict(source, run_dir, input_path, output_path, overrides)
+    return _predict(source, run_dir, input_path, output_path, overrides, **kwargs)

@@ -7,14 +7,16 @@ a model. User errors print as `file:line:col: path: message` and exit with code 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from modelspec.errors import SpecError
+from modelspec.errors import Diagnostic, SpecError, printable
 
 app = typer.Typer(
     name="modelspec",
@@ -36,6 +38,16 @@ SetOption = Annotated[
 ]
 
 
+AllowOutside = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside",
+        help="Let `extends` read base specs outside the spec's folder (or its repository). "
+        "Base specs must still be regular files of at most 1 MiB.",
+    ),
+]
+
+
 def _fail(error: SpecError) -> None:
     for diag in error.diagnostics:
         typer.echo(diag.format(), err=True)
@@ -44,16 +56,19 @@ def _fail(error: SpecError) -> None:
     raise typer.Exit(2)
 
 
-def _load(spec: Path, overrides: list[str] | None):
+def _load(spec: Path, overrides: list[str] | None, allow_outside: bool = False):
+    from modelspec.compiler.extends import extends_anywhere
     from modelspec.compiler.load import load
 
-    return load(spec, overrides or [])
+    with extends_anywhere(allow_outside):
+        return load(spec, overrides or [])
 
 
 @app.command()
 def check(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to validate.")],
     set_: SetOption = None,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Validate specs and infer every shape (no JAX needed). One line per spec; exit 2 on
     any error."""
@@ -63,12 +78,12 @@ def check(
     failed = False
     for path in specs:
         try:
-            spec = _load(path, set_)
+            spec = _load(path, set_, allow_outside)
         except SpecError as error:
             failed = True
             for diag in error.diagnostics:
                 typer.echo(diag.format(), err=True)
-            typer.echo(f"FAIL {path}: {len(error.diagnostics)} error(s)")
+            typer.echo(printable(f"FAIL {path}: {len(error.diagnostics)} error(s)"))
             continue
         info = summarize(spec)
         outs = ", ".join(
@@ -77,8 +92,10 @@ def check(
             if layer["name"] in info["outputs"]
         )
         typer.echo(
-            f"ok   {path}: {spec.name}: {len(info['layers']) - len(info['inputs'])} layers, "
-            f"{info['total_params']:,} params -> {outs}"
+            printable(
+                f"ok   {path}: {spec.name}: {len(info['layers']) - len(info['inputs'])} layers, "
+                f"{info['total_params']:,} params -> {outs}"
+            )
         )
     if failed:
         raise typer.Exit(2)
@@ -97,6 +114,7 @@ def summary(
         ),
     ] = None,
     set_: SetOption = None,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Print the model's layers, output shapes and parameter counts (Keras counting:
     batch statistics are non-trainable). No JAX needed."""
@@ -106,7 +124,7 @@ def summary(
         typer.echo(f"--format: must be 'table' or 'json'. Received: {format!r}.", err=True)
         raise typer.Exit(2)
     try:
-        loaded = _load(spec, set_)
+        loaded = _load(spec, set_, allow_outside)
     except SpecError as error:
         _fail(error)
     info = summarize(loaded)
@@ -157,6 +175,14 @@ def schema(
 RunDir = Annotated[
     Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")
 ]
+AllowSpecChange = Annotated[
+    bool,
+    typer.Option(
+        "--allow-spec-change",
+        help="Use the run's weights even though the spec's model: section differs from the "
+        "run directory's spec.yaml (refused by default: outputs would silently change).",
+    ),
+]
 
 
 @app.command()
@@ -183,21 +209,35 @@ def train(
         int | None,
         typer.Option("--process-id", help="This process's index (also MODELSPEC_PROCESS_ID)."),
     ] = None,
+    allow_outside: AllowOutside = False,
 ) -> None:
     """Train a spec. Writes spec.yaml, metrics.jsonl, TensorBoard events and checkpoints
     to the run directory; running the same command again resumes exactly where the
     last checkpoint stopped. The `distribution:` section (or --set distribution.mesh.X=N)
-    shards the run over all devices, and across processes with --coordinator."""
+    shards the run over all devices, and across processes with --coordinator.
+
+    Exit codes: 0 done; 2 an error in the spec, data or run directory (including a run
+    directory in use by another train, and a full disk); 3 stopped by TerminateOnNaN
+    (the last checkpoint with a finite loss and weights is kept); 130 / 143 interrupted
+    by Ctrl-C / SIGTERM (rerun the same command to resume)."""
+    from modelspec.compiler.extends import extends_anywhere
     from modelspec.runtime.distribute import initialize_processes, is_main_process
+    from modelspec.runtime.interrupt import TrainingInterrupted
     from modelspec.runtime.trainer import train as run_training
 
     try:
         initialize_processes(coordinator, num_processes, process_id)
-        history = run_training(spec, run_dir, set_ or [], restart=restart)
+        with extends_anywhere(allow_outside), _device_memory_errors():
+            history = run_training(spec, run_dir, set_ or [], restart=restart)
     except SpecError as error:
         _fail(error)
+    except TrainingInterrupted as stopped:
+        typer.echo(str(stopped), err=True)
+        raise typer.Exit(stopped.exit_code) from None
     s = history.summary
     if not is_main_process():
+        if s.get("stopped_on_nan"):
+            raise typer.Exit(3)
         return
     if s.get("final"):
         final = {k: v for k, v in s["final"].items() if k not in ("epoch", "step")}
@@ -207,6 +247,9 @@ def train(
         )
         typer.echo("Final: " + " - ".join(f"{k}: {v:.4f}" for k, v in final.items()))
     typer.echo(f"Run directory: {history.run_dir}")
+    if s.get("stopped_on_nan"):
+        typer.echo("Stopped by TerminateOnNaN (exit code 3).", err=True)
+        raise typer.Exit(3)
 
 
 @app.command()
@@ -223,12 +266,24 @@ def evaluate(
         ),
     ] = None,
     set_: SetOption = None,
+    allow_spec_change: AllowSpecChange = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
-    """Loss and metrics of a run's latest checkpoint (inference mode)."""
+    """Loss and metrics of a run's latest checkpoint (inference mode). Names the
+    checkpoint step used on stderr; refuses a damaged checkpoint and a model that
+    differs from the run's spec.yaml."""
+    from modelspec.compiler.extends import extends_anywhere
     from modelspec.runtime.inference import evaluate as run_eval
 
     try:
-        results = run_eval(spec, _run_dir(spec, run_dir, set_), set_ or [], data=data)
+        with extends_anywhere(allow_outside), _device_memory_errors():
+            results = run_eval(
+                spec,
+                _run_dir(spec, run_dir, set_),
+                set_ or [],
+                data=data,
+                allow_spec_change=allow_spec_change,
+            )
     except SpecError as error:
         _fail(error)
     typer.echo(json.dumps(results))
@@ -245,16 +300,53 @@ def predict(
     ],
     run_dir: RunDir = None,
     set_: SetOption = None,
+    allow_spec_change: AllowSpecChange = False,
+    allow_outside: AllowOutside = False,
 ) -> None:
-    """Run a trained model on new inputs (batched, jitted) and save its outputs."""
+    """Run a trained model on new inputs (batched, jitted) and save its outputs. Names
+    the checkpoint step used on stderr; refuses a damaged checkpoint and a model that
+    differs from the run's spec.yaml."""
+    from modelspec.compiler.extends import extends_anywhere
     from modelspec.runtime.inference import predict as run_predict
 
     try:
-        outputs = run_predict(spec, _run_dir(spec, run_dir, set_), input, output, set_ or [])
+        with extends_anywhere(allow_outside), _device_memory_errors():
+            outputs = run_predict(
+                spec,
+                _run_dir(spec, run_dir, set_),
+                input,
+                output,
+                set_ or [],
+                allow_spec_change=allow_spec_change,
+            )
     except SpecError as error:
         _fail(error)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
     typer.echo(f"Wrote {output}: {shapes}")
+
+
+@contextlib.contextmanager
+def _device_memory_errors() -> Iterator[None]:
+    """XLA's out-of-memory error (a long runtime traceback) as one user error. The
+    pre-allocation estimate refuses most models that cannot fit; this catches the rest
+    (XLA's temporaries are not in the estimate)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - only RESOURCE_EXHAUSTED is handled
+        if "RESOURCE_EXHAUSTED" not in str(exc) or isinstance(exc, SpecError):
+            raise
+        detail = str(exc).strip().splitlines()[0][:300]
+        raise SpecError.single(
+            Diagnostic(
+                "<devices>",
+                0,
+                0,
+                "memory",
+                f"the devices ran out of memory ({detail})",
+                hint="Lower data.batch_size, shrink the largest layers, or shard parameters "
+                "over more devices (distribution.mesh with an `fsdp` axis).",
+            )
+        ) from None
 
 
 def _run_dir(spec: Path, run_dir: Path | None, overrides: list[str] | None) -> Path:
@@ -273,6 +365,9 @@ def main() -> None:
         for diag in error.diagnostics:
             print(diag.format(), file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop (e.g. while compiling)
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

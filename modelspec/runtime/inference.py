@@ -10,30 +10,16 @@ import numpy as np
 
 from modelspec.compiler.load import analysis
 from modelspec.compiler.shapes import input_types
-from modelspec.errors import DataError, Diagnostic, SpecError, did_you_mean
-from modelspec.runtime.checkpoint import Checkpointer, restore_checked, run_dir_error
+from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime.data import load_data
 from modelspec.runtime.distribute import put_batch
 from modelspec.runtime.evaluation import evaluate_dataset
 from modelspec.runtime.objectives import losses_by_output
+from modelspec.runtime.predict_inputs import read_inputs
+from modelspec.runtime.restore import restore_latest
 from modelspec.runtime.session import Session, open_session
+from modelspec.runtime.spec_diff import check_model_unchanged
 from modelspec.schema.data import DataSpec
-
-
-def restore_latest(session: Session, run_dir: Path) -> Any:
-    ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=None, async_save=False)
-    step = ckpt.latest_step()
-    if step is None:
-        ckpt.close()
-        raise run_dir_error(
-            run_dir,
-            "--run-dir",
-            "no checkpoint found in this run directory",
-            hint="Train first: modelspec train SPEC --run-dir DIR.",
-        )
-    state, _ = restore_checked(ckpt, step, session.state, run_dir)
-    ckpt.close()
-    return state
 
 
 def evaluate(
@@ -42,11 +28,14 @@ def evaluate(
     overrides: list[str] | tuple = (),
     *,
     data: str | Path | None = None,
+    allow_spec_change: bool = False,
 ) -> dict[str, float]:
     """Loss and metrics of the run's latest checkpoint on its validation data, or on an
-    .npz file whose arrays are named after the model inputs and outputs."""
+    .npz file whose arrays are named after the model inputs and outputs. Refuses a
+    model that differs from the run's spec.yaml unless `allow_spec_change`."""
     session = open_session(source, overrides, data=data is None)
-    state = restore_latest(session, Path(run_dir))
+    check_model_unchanged(Path(run_dir), session.spec, allow=allow_spec_change)
+    state, _ = restore_latest(session, Path(run_dir))
     spec = session.spec
     batch_size = spec.data.batch_size if spec.data is not None else 32
     if data is not None:
@@ -93,13 +82,21 @@ def predict(
     overrides: list[str] | tuple = (),
     *,
     batch_size: int | None = None,
+    allow_spec_change: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Run the model on arrays named after its inputs; save arrays named after its outputs."""
+    """Run the model on arrays named after its inputs; save arrays named after its
+    outputs. Refuses a model that differs from the run's spec.yaml unless
+    `allow_spec_change`."""
     session = open_session(source, overrides, data=False)
-    state = restore_latest(session, Path(run_dir))
     spec = session.spec
-    types = input_types(spec)
-    arrays = _read_inputs(Path(input_path), types)
+    # Bad input is refused before the checkpoint is read (fast, and nothing restored).
+    arrays = _read_inputs(
+        Path(input_path),
+        input_types(spec),
+        allow_nonfinite=bool(spec.data is not None and spec.data.allow_nonfinite),
+    )
+    check_model_unchanged(Path(run_dir), spec, allow=allow_spec_change)
+    state, _ = restore_latest(session, Path(run_dir))
     n = len(next(iter(arrays.values())))
     bs = batch_size or (spec.data.batch_size if spec.data else 32)
     chunks: dict[str, list[np.ndarray]] = {}
@@ -114,63 +111,23 @@ def predict(
         for name, value in out.items():
             chunks.setdefault(name, []).append(np.asarray(value)[:real])
     outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}
-    np.savez(output_path, **outputs)
+    _write_outputs(Path(output_path), outputs)
     return outputs
 
 
-def _read_inputs(path: Path, types) -> dict[str, np.ndarray]:
-    where = str(path)
+def _write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
+    """np.savez, with a full disk or a bad path as a user error instead of a traceback."""
     try:
-        archive = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            [Diagnostic(where, 0, 0, "--input", f"cannot read the input file: {exc}")]
-        ) from None
-    names = list(archive.files) if hasattr(archive, "files") else []
-    errors, arrays = [], {}
-    for name, t in types.items():
-        if name not in names:
-            errors.append(
-                Diagnostic(
-                    where,
-                    0,
-                    0,
-                    f"--input.{name}",
-                    f"no array named '{name}' (a model input)",
-                    received=", ".join(names) or "no arrays",
-                    hint=did_you_mean(name, names),
-                )
-            )
-            continue
-        arr = archive[name]
-        want = tuple(t.shape[1:])
-        if arr.ndim != len(want) + 1 or any(
-            w is not None and w != g for w, g in zip(want, arr.shape[1:], strict=False)
-        ):
-            errors.append(
-                Diagnostic(
-                    where,
-                    0,
-                    0,
-                    f"--input.{name}",
-                    f"array '{name}' has shape {arr.shape}, model input expects "
-                    f"(N, {', '.join('None' if d is None else str(d) for d in want)})",
-                )
-            )
-            continue
-        arrays[name] = arr.astype(t.dtype)
-    lengths = {len(a) for a in arrays.values()}
-    if len(lengths) > 1:
-        errors.append(
+        np.savez(path, **outputs)
+    except OSError as exc:
+        raise SpecError.single(
             Diagnostic(
-                where,
-                0,
-                0,
-                "--input",
-                "input arrays differ in length",
-                received=str({k: len(v) for k, v in arrays.items()}),
+                str(path), 0, 0, "--output", f"cannot write the outputs: {exc.strerror or exc}"
             )
-        )
-    if errors:
-        raise DataError(errors)
-    return arrays
+        ) from None
+
+
+def _read_inputs(path: Path, types, *, allow_nonfinite: bool = False) -> dict[str, np.ndarray]:
+    """The model inputs from the `--input` .npz, checked like training data (see
+    `predict_inputs`): every problem is a `DataError` naming the file and the array."""
+    return read_inputs(path, types, allow_nonfinite=allow_nonfinite)

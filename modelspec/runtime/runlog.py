@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +44,42 @@ class MetricsLog:
 
 
 class TensorBoard:
-    """Scalar event files under `<run_dir>/tensorboard` (tensorboardX; no TensorFlow)."""
+    """Scalar event files under `<run_dir>/tensorboard` (tensorboardX's protos; no
+    TensorFlow). Written synchronously (buffered, flushed at each epoch and at close):
+    tensorboardX's SummaryWriter writes from a thread, where a full disk only prints a
+    traceback and then blocks the next writes forever; here the OSError reaches the
+    trainer, which reports it."""
 
     def __init__(self, directory: Path, purge_step: int | None = None, enabled: bool = True):
         self.writer = None
-        if enabled:
-            from tensorboardX import SummaryWriter
+        if not enabled:
+            return
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
 
-            self.writer = SummaryWriter(str(directory), purge_step=purge_step, flush_secs=10)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.writer = EventsWriter(str(directory / "events"))
+        if purge_step is not None:  # hides events past the resumed step, as SummaryWriter
+            start = SessionLog(status=SessionLog.START)
+            self.writer.write_event(Event(step=purge_step, session_log=start))
 
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
         if self.writer is None:
             return
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.summary import scalar
+
+        now = time.time()
         for key, value in values.items():
-            self.writer.add_scalar(f"{prefix}/{key}", value, step)
+            summary = scalar(f"{prefix}/{key}", float(value))
+            self.writer.write_event(Event(wall_time=now, step=step, summary=summary))
+        if prefix == "epoch":
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.flush()
-            self.writer.close()
+            writer, self.writer = self.writer, None
+            writer.close()
 
 
 def fmt(values: dict[str, float]) -> str:
@@ -113,3 +131,9 @@ class Progress:
     def message(self, text: str) -> None:
         if self.enabled:
             print(text, flush=True)
+
+    def close(self) -> None:
+        """Stop a live bar left running by an error or an interrupt."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

@@ -5,23 +5,29 @@ accumulators), the data position (epoch, next batch; batch order is a pure funct
 of seed and epoch), callback states and the best weights. Checkpoints are only taken
 at dispatch boundaries, so a resumed run replays the same compiled programs on the same
 batches and ends bit-identical on CPU. metrics.jsonl is cut back to the checkpoint and
-rewritten from there.
+rewritten from there. A damaged checkpoint is set aside and the previous one used.
+
+Ways a run ends besides finishing: TerminateOnNaN (only a checkpoint whose loss and
+weights are finite is saved; `summary["stopped_on_nan"]`, exit code 3), SIGINT/SIGTERM
+(`TrainingInterrupted`, exit 130/143), a full disk (one SpecError), another train on
+the same run directory (refused by the run lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import yaml
 
+from modelspec.compiler.load import load
+from modelspec.errors import SpecError
 from modelspec.runtime import optimizers as opt
 from modelspec.runtime.callbacks import (
     EarlyStoppingCallback,
@@ -30,22 +36,23 @@ from modelspec.runtime.callbacks import (
     check_callbacks,
     restore_states,
 )
-from modelspec.runtime.checkpoint import Checkpointer, restore_checked, run_dir_error
+from modelspec.runtime.checkpoint import (
+    CheckpointDamaged,
+    Checkpointer,
+    restore_checked,
+    run_dir_error,
+)
+from modelspec.runtime.diskfull import disk_full_cause, disk_full_error, ensure_space
 from modelspec.runtime.distribute import is_main_process, put_batch
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
+from modelspec.runtime.history import History, summarize
+from modelspec.runtime.interrupt import StopSignals, TrainingInterrupted
+from modelspec.runtime.lock import RunLock
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
 from modelspec.runtime.steps import stack
 
-
-@dataclass
-class History:
-    """What `train` returns: one dict per epoch (as in metrics.jsonl) and a summary."""
-
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    run_dir: Path | None = None
-    state: Any = None
+__all__ = ["History", "Trainer", "train"]
 
 
 class Trainer:
@@ -90,7 +97,20 @@ class Trainer:
         self.records: list[dict[str, Any]] = []
         self.best = None
         self.nan_stopped = False
+        self.nan_checkpoint: int | None = None
         self.epoch_seconds: list[float] = []
+        self.signals = StopSignals(enabled=jax.process_count() == 1)
+        self.state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(session.state))
+        loss_of = session.objective.loss_mean.result
+
+        def all_finite(metrics, params, batch_stats):  # one reduction, one host read
+            ok = jnp.all(jnp.isfinite(loss_of(metrics["loss"])))
+            for x in jax.tree_util.tree_leaves((params, batch_stats)):
+                if jnp.issubdtype(x.dtype, jnp.inexact):
+                    ok = ok & jnp.all(jnp.isfinite(x))
+            return ok
+
+        self._all_finite = jax.jit(all_finite)
 
     # -- checkpoint --------------------------------------------------------------
     def meta(self, epoch: int, next_batch: int, epochs_logged: int, finished: bool = False):
@@ -104,16 +124,49 @@ class Trainer:
             "spec_name": self.spec.name,
         }
 
-    def save(self, state, epoch: int, next_batch: int, epochs_logged: int, finished=False):
+    def save(self, state, epoch: int, next_batch: int, epochs_logged: int, finished=False) -> bool:
+        """Save a checkpoint; with TerminateOnNaN only if its loss and weights are finite
+        (False: training must stop, and the previous checkpoint stays the last one)."""
+        if self.terminate_on_nan and not bool(
+            self._all_finite(state.metrics, state.params, state.batch_stats)
+        ):
+            self._nan(int(state.step))
+            return False
         extra = {"best": self.best} if self.best is not None else None
+        ensure_space(self.run_dir, self.state_bytes * (2 if extra else 1))
         self.ckpt.save(
             int(state.step), state, self.meta(epoch, next_batch, epochs_logged, finished), extra
         )
+        return True
 
     def resume(self, state):
-        step = self.ckpt.latest_step()
-        if step is None:
-            return state, 0, 0, 0, False
+        """Restore the newest intact checkpoint; damaged ones are set aside, with a
+        message, and the previous one is tried."""
+        for step in reversed(self.ckpt.steps()):
+            try:
+                return self._resume_from(step, state)
+            except CheckpointDamaged as exc:
+                moved = self._set_aside(step)
+                self.progress.message(
+                    f"Checkpoint step {step} in {self.run_dir} is damaged ({exc.reason}); "
+                    f"moved it to {moved}; trying the previous checkpoint."
+                )
+        if self.main:
+            self.log.truncate(0)  # no checkpoint: lines of an earlier attempt are dropped
+        return state, 0, 0, 0, False
+
+    def _set_aside(self, step: int) -> str:
+        name = str(self.run_dir / "checkpoints" / f"{step}.damaged")
+        if self.main:
+            name = str(self.run_dir / "checkpoints" / self.ckpt.set_aside(step).name)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"modelspec set aside {step}")
+            self.ckpt.reload()
+        return name
+
+    def _resume_from(self, step: int, state):
         meta = self.ckpt.read_meta(step)
         types = [cb.spec.type for cb in self.callbacks]
         if meta.get("callback_types", types) != types:
@@ -138,21 +191,30 @@ class Trainer:
             f"Resuming from step {step} (epoch {meta['epoch'] + 1}, "
             f"batch {meta['next_batch']}) in {self.run_dir}"
         )
+        if self.ckpt.unverified == step:
+            self.progress.message(
+                f"Note: checkpoint step {step} has no digest (written by an older "
+                "modelspec), so its arrays could not be verified."
+            )
         return state, meta["epoch"], meta["next_batch"], meta["epochs_logged"], meta["finished"]
 
     # -- loop --------------------------------------------------------------------
     def run(self) -> History:
         s, spec = self.s, self.spec
-        state, start_epoch, start_batch, logged, finished = self.resume(s.state)
-        tb = TensorBoard(
-            self.run_dir / "tensorboard", purge_step=int(state.step) or None, enabled=self.main
-        )
-        spe = spec.train.steps_per_execution
-        save_every = spec.checkpoint.save_every_steps
-        t0, steps_run, stop = time.perf_counter(), 0, finished
-        host_step = int(state.step)  # the host's count: no device sync per step
-        epoch = start_epoch
-        try:
+        with contextlib.ExitStack() as cleanup:  # every step runs, even if one fails
+            cleanup.enter_context(self.signals)
+            cleanup.callback(self.ckpt.close)
+            state, start_epoch, start_batch, logged, finished = self.resume(s.state)
+            tb = TensorBoard(
+                self.run_dir / "tensorboard", purge_step=int(state.step) or None, enabled=self.main
+            )
+            cleanup.callback(tb.close)
+            cleanup.callback(self.progress.close)
+            spe = spec.train.steps_per_execution
+            save_every = spec.checkpoint.save_every_steps
+            t0, steps_run, stop = time.perf_counter(), 0, finished
+            host_step = int(state.step)  # the host's count: no device sync per step
+            epoch = start_epoch
             while epoch < spec.train.epochs and not stop:
                 if start_batch == 0:
                     state = state._replace(metrics=fresh_metrics(s))
@@ -182,11 +244,9 @@ class Trainer:
                     crossed = save_every and host_step // save_every > before // save_every
                     if crossed and b == self.steps_per_epoch:
                         due_at_epoch_end = True  # saved after the epoch's logs and callbacks
-                    elif crossed:
-                        if not self._finite(state):
-                            stop = self._nan(host_step, epoch)
-                            break
-                        self.save(state, epoch, b, logged)
+                    elif crossed and not self.save(state, epoch, b, logged):
+                        stop = True
+                        break
                     every = spec.train.log_every_steps
                     if host_step // every > before // every:
                         values = to_host(s.objective.results(state.metrics))
@@ -194,6 +254,7 @@ class Trainer:
                         self.progress.advance(n, values)
                     else:
                         self.progress.advance(n)
+                    self._check_signals(host_step)
                     if self.max_steps is not None and steps_run >= self.max_steps:
                         self.ckpt.wait()
                         return History(list(self.records), {}, self.run_dir, state)
@@ -202,7 +263,7 @@ class Trainer:
                 logs = to_host(s.objective.results(state.metrics))
                 self.epoch_seconds.append(time.perf_counter() - t_epoch)
                 if self.terminate_on_nan and not math.isfinite(logs["loss"]):
-                    stop = self._nan(host_step, epoch)
+                    self._nan(host_step)
                     break
                 logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
                 logs["learning_rate"] = float(
@@ -230,16 +291,28 @@ class Trainer:
                 logged = epoch + 1
                 epoch, start_batch = epoch + 1, 0
                 if not stop and epoch < spec.train.epochs and due_at_epoch_end:
-                    self.save(state, epoch, 0, logged)  # the last one is saved by finish()
+                    stop = not self.save(state, epoch, 0, logged)  # finish() saves the last
+                self._check_signals(host_step)
             if not finished and not self.nan_stopped:
                 state = self.finish(state, epoch, logged)
-        finally:
-            tb.close()
-            self.ckpt.close()
         wall = time.perf_counter() - t0
         history = History(list(self.records), {}, self.run_dir, state)
-        history.summary = self.summarize(history.epochs, wall, steps_run)
+        history.summary = summarize(history.epochs, self.callbacks, wall, steps_run)
+        history.summary.update(
+            epoch_seconds=self.epoch_seconds,
+            stopped_on_nan=self.nan_stopped,
+            nan_checkpoint=self.nan_checkpoint,
+        )
         return history
+
+    def _check_signals(self, step: int) -> None:
+        """After a dispatch: stop on SIGINT/SIGTERM once in-flight saves are complete."""
+        if self.signals.received is None:
+            return
+        self.ckpt.wait()
+        raise TrainingInterrupted(
+            self.signals.received, step, self.ckpt.latest_step(), self.run_dir
+        )
 
     def finish(self, state, epoch: int, logged: int):
         """Keras's end of training, in Keras's order: the optimizer swaps in the EMA
@@ -259,42 +332,19 @@ class Trainer:
             return {}
         return evaluate_dataset(self.s, state, val, self.batch_size)
 
-    def _finite(self, state) -> bool:
-        if not self.terminate_on_nan:
-            return True
-        return bool(np.isfinite(np.asarray(self.s.objective.results(state.metrics)["loss"])))
-
-    def _nan(self, step: int, epoch: int) -> bool:
+    def _nan(self, step: int) -> None:
+        """Stop on a non-finite loss or weights, and say which checkpoint remains."""
         self.nan_stopped = True
+        self.ckpt.wait()
+        self.nan_checkpoint = kept = self.ckpt.latest_step()
+        where = (
+            f"the last good checkpoint, step {kept}, is kept in {self.run_dir}"
+            if kept is not None
+            else "no checkpoint was kept (none was saved before it)"
+        )
         self.progress.message(
-            f"TerminateOnNaN: non-finite loss by step {step} (epoch "
-            f"{epoch + 1}); stopping. The last good checkpoint is kept."
+            f"TerminateOnNaN: non-finite loss or weights by step {step}; stopping: {where}."
         )
-        return True
-
-    def summarize(self, epochs: list[dict[str, Any]], wall: float, steps: int) -> dict[str, Any]:
-        if not epochs:
-            return {"wall_seconds": wall, "epoch_seconds": self.epoch_seconds}
-        monitor = next(
-            (cb.spec.monitor for cb in self.callbacks if hasattr(cb, "restores")),
-            "val_loss" if "val_loss" in epochs[-1] else "loss",
-        )
-        mode_min = next(
-            (cb.mode == "min" for cb in self.callbacks if hasattr(cb, "restores")),
-            monitor.endswith("loss"),
-        )
-        best = (min if mode_min else max)(
-            epochs, key=lambda e: e.get(monitor, math.inf if mode_min else -math.inf)
-        )
-        return {
-            "best_epoch": best["epoch"],
-            "monitor": monitor,
-            "best": best.get(monitor),
-            "final": epochs[-1],
-            "wall_seconds": wall,
-            "epoch_seconds": self.epoch_seconds,
-            "steps_per_second": steps / wall if wall > 0 else None,
-        }
 
 
 def train(
@@ -309,18 +359,39 @@ def train(
     devices: list | None = None,
 ) -> History:
     """Train a spec; rerunning with the same run directory resumes from its latest
-    checkpoint. Returns the History (per-epoch logs and a summary)."""
-    session = open_session(source, overrides, devices=devices)
-    if session.objective is None:
-        from modelspec.runtime.objectives import losses_by_output
+    checkpoint. Returns the History (per-epoch logs and a summary). Only one train may
+    use a run directory at a time (SpecError otherwise); SIGINT/SIGTERM raise
+    `TrainingInterrupted`; a full disk is a SpecError naming the space needed."""
+    spec = load(source, overrides)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / spec.name
+    main = is_main_process()
+    session = None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir) if main else contextlib.nullcontext() as lock:
+            if lock is not None and lock.note and progress:
+                print(lock.note, flush=True)
+            session = open_session(spec, devices=devices)
+            if session.objective is None:
+                from modelspec.runtime.objectives import losses_by_output
 
-        losses_by_output(session.spec)  # raises the positioned "needs a loss" error
-    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / session.spec.name
-    if restart and run_dir.exists():
-        for sub in ("checkpoints", "tensorboard", "metrics.jsonl"):
-            target = run_dir / sub
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if is_main_process():
-        (run_dir / "spec.yaml").write_text(yaml.safe_dump(session.spec.dump(), sort_keys=False))
-    return Trainer(session, run_dir, progress=progress, tty=tty, max_steps=max_steps).run()
+                losses_by_output(session.spec)  # raises the positioned "needs a loss" error
+            if restart:
+                for sub in ("checkpoints", "tensorboard", "metrics.jsonl"):
+                    target = run_dir / sub
+                    shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            if main:
+                text = yaml.safe_dump(session.spec.dump(), sort_keys=False)
+                (run_dir / "spec.yaml").write_text(text)
+            trainer = Trainer(session, run_dir, progress=progress, tty=tty, max_steps=max_steps)
+            return trainer.run()
+    except SpecError:
+        raise
+    except Exception as exc:
+        reason = disk_full_cause(exc)
+        if reason is None:
+            raise
+        state_bytes = sum(
+            x.nbytes for x in jax.tree_util.tree_leaves(session.state if session else ())
+        )
+        raise disk_full_error(run_dir, reason, state_bytes) from None

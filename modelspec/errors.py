@@ -101,6 +101,20 @@ class Diagnostic:
     received: str | None = None
     hint: str | None = None
 
+    @classmethod
+    def at(
+        cls,
+        pos: tuple[str, int, int],
+        path: Sequence[PathPart] | str,
+        message: str,
+        received: str | None = None,
+        hint: str | None = None,
+    ) -> Diagnostic:
+        """The one way to build a positioned diagnostic: `pos` is (file, line, col) as
+        a source map's `locate` returns it; `path` a data path or its formatted form."""
+        shown = path if isinstance(path, str) else format_path(path)
+        return cls(pos[0], pos[1], pos[2], shown, message, received, hint)
+
     def format(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
         text = f"{where}: {self.path}: {self.message.rstrip('.')}."

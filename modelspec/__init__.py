@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelspec.errors import DataError, Diagnostic, SpecError
 
 if TYPE_CHECKING:
-    from modelspec.schema.spec import Spec
+    from modelspec.compiler.checked import CheckedSpec
 
 __version__ = "0.1.0"
 __all__ = [
@@ -31,9 +31,11 @@ __all__ = [
 ]
 
 
-def load(source: Any, overrides: list[str] | tuple = ()) -> Spec:
-    """Validate a spec (a path, a mapping, or a Spec) with optional `--set` style
-    overrides; raises SpecError listing every problem, positioned."""
+def load(source: Any, overrides: list[str] | tuple = ()) -> CheckedSpec:
+    """Validate a spec (a path, a mapping, a Spec or a CheckedSpec) with optional
+    `--set` style overrides; raises SpecError listing every problem, positioned. The
+    CheckedSpec holds the spec (its sections read through: `.model`, `.data`), the
+    resolved `.graph`, the inferred `.shapes` and the `.source` map."""
     from modelspec.compiler.load import load as _load
 
     return _load(source, overrides)

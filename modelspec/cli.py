@@ -73,7 +73,7 @@ def check(
     """Validate specs and infer every shape (no JAX needed). One line per spec; exit 2 on
     any error."""
     from modelspec.compiler.summary import summarize
-    from modelspec.compiler.types import format_shape
+    from modelspec.schema.tensors import format_shape
 
     failed = False
     for path in specs:
@@ -118,7 +118,8 @@ def summary(
 ) -> None:
     """Print the model's layers, output shapes and parameter counts (Keras counting:
     batch statistics are non-trainable). No JAX needed."""
-    from modelspec.compiler.summary import render_sharding, render_table, summarize
+    from modelspec.compiler.summary import summarize
+    from modelspec.summary_table import render_sharding, render_table
 
     if format not in ("table", "json"):
         typer.echo(f"--format: must be 'table' or 'json'. Received: {format!r}.", err=True)
@@ -129,7 +130,7 @@ def summary(
         _fail(error)
     info = summarize(loaded)
     if mesh is not None:
-        from modelspec.compiler.sharding import ShardingError, parse_mesh, plan_for
+        from modelspec.compiler.sharding import parse_mesh, plan_for
 
         try:
             sizes = parse_mesh(mesh)
@@ -137,8 +138,8 @@ def summary(
         except ValueError as exc:
             typer.echo(f"--mesh: {exc}.", err=True)
             raise typer.Exit(2) from None
-        except ShardingError as exc:
-            _fail(SpecError(exc.diagnostics))
+        except SpecError as exc:
+            _fail(exc)
         info["sharding"] = plan.as_dict(loaded.optimizer)
     if format == "json":
         typer.echo(json.dumps(info, indent=2))

@@ -10,10 +10,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
+Pos = tuple[str, int, int]
+"""(file, line, col), 1-based; line 0 means 'no position' (e.g. a --set override)."""
+
+
+class Locate(Protocol):
+    """Where the value at a spec path was written (its key with `key=True`)."""
+
+    def __call__(self, path: Path, key: bool = False) -> Pos: ...
 
 
 def format_path(path: Sequence[PathPart]) -> str:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from modelspec.compiler.load import analysis
+from modelspec.compiler.load import load
 from modelspec.compiler.model import flat
-from tests.conformance.harness import keras_layer
+from tests.conformance.harness import keras_call_kwargs, keras_layer
 
 
 def keras_twin(spec):
-    an = analysis(spec)
+    an = load(spec)
     tensors = {
         n: keras.Input(shape=tuple(i.shape), dtype=i.dtype, name=n)
         for n, i in spec.model.inputs.items()
@@ -25,13 +25,9 @@ def keras_twin(spec):
         args["type"] = node.layer.type
         layer = keras_layer(args)
         layers[node.name] = layer
-        if node.kind == "single":
-            tensors[node.name] = layer(tensors[node.args[0]])
-        elif node.kind == "multi":
-            tensors[node.name] = layer([tensors[r] for r in node.args])
-        else:
-            kw = {a: tensors[r] for a, r in node.args}
-            tensors[node.name] = layer(**kw, use_causal_mask=node.layer.use_causal_mask)
+        # Called as the spec class's call kind says, with its call-time fields.
+        kw = keras_call_kwargs(node.layer)
+        tensors[node.name] = node.layer.call.invoke(layer, node.args, tensors, **kw)
     model = keras.Model(
         inputs=[tensors[n] for n in an.graph.inputs], outputs=[tensors[n] for n in an.graph.outputs]
     )

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from modelspec.compiler.types import TensorType
 from modelspec.errors import DataError
-from modelspec.runtime.data import ArrayDataset, load_data, split_index
+from modelspec.runtime.data.dataset import ArrayDataset, load_data, split_index
 from modelspec.schema.data import SOURCE_TYPES, DataSpec
+from modelspec.schema.tensors import TensorType
 
 SPARSE = {"type": "SparseCategoricalCrossentropy", "from_logits": True}
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from modelspec.compiler.types import TensorType
-from modelspec.runtime import finite, npfiles
+from modelspec.runtime.data import finite, npfiles
+from modelspec.schema.tensors import TensorType
 from tests.conftest import ROOT
 from tests.test_data import SPARSE, errors, load, npz, xy
 
@@ -158,9 +158,9 @@ def _compressed_zeros(path: Path, rows: int) -> None:
 PROBE = """
 import resource, sys
 from pathlib import Path
-from modelspec.compiler.types import TensorType
+from modelspec.schema.tensors import TensorType
 from modelspec.errors import DataError
-from modelspec.runtime.data import load_data
+from modelspec.runtime.data.dataset import load_data
 from modelspec.schema.data import DataSpec
 
 def peak_kb():

@@ -59,3 +59,56 @@ def test_package_import_is_light(root):
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def schema_modules(root) -> list[str]:
+    """Every module under modelspec/schema/, found on disk (new ones are covered too)."""
+    files = sorted((root / "modelspec" / "schema").rglob("*.py"))
+    names = [".".join(f.relative_to(root).with_suffix("").parts) for f in files]
+    return [n.removesuffix(".__init__") for n in names]
+
+
+def test_every_schema_module_is_light(root):
+    """The specs (and the layer contract: tensors, shape math, every family) are pure
+    Python: importing any module of modelspec.schema must not pull in JAX."""
+    modules = schema_modules(root)
+    for needed in (
+        "modelspec.schema.tensors",
+        "modelspec.schema.layers.shape_math",
+        "modelspec.schema.vocabulary",
+        "modelspec.schema.metric_base",
+        "modelspec.schema.metrics_accuracy",
+        "modelspec.schema.metrics_confusion",
+        "modelspec.schema.metrics_regression",
+        "modelspec.schema.metrics_losslike",
+    ):
+        assert needed in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_runtime_data_is_light(root):
+    """runtime.data reads and checks data with numpy alone (its import rule): loading a
+    spec's data never waits for JAX."""
+    files = sorted((root / "modelspec" / "runtime" / "data").glob("*.py"))
+    modules = [".".join(f.relative_to(root).with_suffix("").parts) for f in files]
+    modules = [n.removesuffix(".__init__") for n in modules]
+    assert "modelspec.runtime.data.dataset" in modules
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stderr

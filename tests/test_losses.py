@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from modelspec.runtime.losses import LossFn, build_loss, reduce_weighted_values
+from modelspec.runtime.objective.losses import LossFn, build_loss, reduce_weighted_values
 from modelspec.schema import losses as schema
 
 B, C, T = 6, 5, 3

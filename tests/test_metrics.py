@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from modelspec.runtime.metrics import Mean, MetricFn, build_metrics, resolve_accuracy
+from modelspec.runtime.objective.metrics import Mean, MetricFn, build_metrics, resolve_accuracy
 from modelspec.schema import losses as loss_schema
 from modelspec.schema import metrics as schema
 

@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 from pydantic import TypeAdapter, ValidationError
 
-from modelspec.runtime.optimizers import (
+from modelspec.runtime.optim.optimizers import (
     KerasOptimizerState,
     build_optimizer,
     current_learning_rate,

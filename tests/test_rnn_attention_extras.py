@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from modelspec.compiler.layers import recurrent
-from modelspec.compiler.load import analysis, load
+from modelspec.compiler.load import load
 from modelspec.compiler.model import SpecModel, apply, build, split
 from tests.conformance.harness import Case, _assign, keras_layer, spec_for
 
@@ -89,7 +89,7 @@ def test_rnn_training_dropout_matches_keras_with_same_masks(layer, monkeypatch):
     and reuses a cached one, so the masks we draw can be handed to Keras verbatim."""
     case = Case("masks", layer, {"x": ((6, 4), "float32")})
     spec = load(spec_for(case))
-    info = analysis(spec).shapes["under_test"]
+    info = load(spec).shapes["under_test"]
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3, 6, 4)).astype("float32")
     klayer = keras_layer(layer)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from modelspec.runtime.schedules import build_schedule
+from modelspec.runtime.optim.schedules import build_schedule
 from modelspec.schema.schedules import SCHEDULE_TYPES, LearningRate, Schedule
 
 SCHEDULE = TypeAdapter(Schedule)

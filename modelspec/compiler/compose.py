@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from modelspec.compiler.yaml_positions import Document, Pos, parse_value
-from modelspec.errors import Diagnostic, Path, SpecError, did_you_mean, format_path
+from modelspec.compiler.yaml_positions import Document, parse_value
+from modelspec.errors import Diagnostic, Path, Pos, SpecError, did_you_mean, format_path
 
 
 def merge(base: Document, over: Document) -> Document:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from modelspec.errors import Diagnostic, Path, choices_hint, did_you_mean, format_path, short_repr
+from modelspec.errors import Diagnostic, Locate, Path, choices_hint, did_you_mean, short_repr
 
-Locate = Callable[[Path, bool], tuple[str, int, int]]
 """locate(path, key=False) -> (file, line, col) of a value (or of its mapping key)."""
 
 _TYPE_WORDS = {
@@ -302,8 +300,7 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         msg = f"missing required argument '{field}'{_owner(data, path)}"
         hint = f"Add `{field}: ...`."
         received = None
-        pos = locate(path[:-1], False)
-        return Diagnostic(pos[0], pos[1], pos[2], format_path(path), msg, received, hint)
+        return Diagnostic.at(locate(path[:-1], False), path, msg, received, hint)
     elif etype == "literal_error":
         expected = [
             e.strip().strip("'")
@@ -355,5 +352,4 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
         msg = "must contain only letters, digits, '_', '.', '-' (and start with a letter or '_')"
     else:
         msg = err["msg"]
-    pos = locate(path, at_key)
-    return Diagnostic(pos[0], pos[1], pos[2], format_path(path), msg, received, hint)
+    return Diagnostic.at(locate(path, at_key), path, msg, received, hint)

@@ -18,8 +18,8 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from modelspec.compiler.compose import merge
-from modelspec.compiler.yaml_positions import Document, Pos, line_col, parse_text
-from modelspec.errors import Diagnostic, Path, SpecError, format_path, short_repr
+from modelspec.compiler.yaml_positions import Document, line_col, parse_text
+from modelspec.errors import Diagnostic, Path, Pos, SpecError, format_path, short_repr
 from modelspec.schema.spec import Spec
 
 _SECTIONS = {

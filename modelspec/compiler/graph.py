@@ -1,4 +1,4 @@
-"""Graph resolution: names, references, call signatures, topological order, cycles.
+"""Graph resolution: names, references, call kinds, topological order, cycles.
 
 Input is a validated spec whose blocks are already expanded and whose layers all have
 names. Output is a `Graph`: nodes in an order where every input is computed before it
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelspec.compiler.signatures import signature_of
 from modelspec.errors import Diagnostic, Path, did_you_mean, format_path
+from modelspec.schema.layers import LAYER_TYPES
 from modelspec.schema.spec import Spec
 
 Locate = Callable[[Path, bool], tuple[str, int, int]]
@@ -95,7 +95,7 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
         if i in duplicates or layer.type is None:  # None: failed validation, named only
             continue
         path = ("model", "layers", i)
-        sig = signature_of(layer.type)
+        call = LAYER_TYPES[layer.type].call  # the spec class says how it is called
         given = layer.inputs
         if given is None:
             if i == 0:
@@ -109,7 +109,7 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
                 given = input_names[0]
             else:
                 given = model.layers[i - 1].name
-        kind, args, problem = sig.bind(given)
+        kind, args, problem = call.bind(layer.type, given)
         if problem:
             err(
                 (*path, "inputs") if layer.inputs is not None else path,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from types import SimpleNamespace
 from typing import Any
@@ -17,56 +16,31 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelspec.compiler import blocks as block_expansion
+from modelspec.compiler.checked import CheckedSpec, SourceMap
 from modelspec.compiler.compose import apply_overrides
 from modelspec.compiler.diagnose import diagnostics
 from modelspec.compiler.extends import read_document
-from modelspec.compiler.graph import Graph, resolve
-from modelspec.compiler.shapes import infer
-from modelspec.compiler.types import LayerShape
-from modelspec.compiler.yaml_positions import Document, Pos
+from modelspec.compiler.graph import resolve
+from modelspec.compiler.infer import infer
+from modelspec.compiler.memory import spec_limit_error
+from modelspec.compiler.yaml_positions import Document
 from modelspec.errors import Diagnostic, Path, SpecError, format_path
 from modelspec.schema.base import SpecModel
 from modelspec.schema.layers import LAYER_TYPES, Layer
 from modelspec.schema.spec import BlockSpec, InputSpec, Spec
 
 
-@dataclass
-class SourceMap:
-    """Where each value of the (expanded) spec was written."""
-
-    file: str
-    doc: Document
-    origin: dict[Path, Path] = field(default_factory=dict)
-    base_dir: FsPath = field(default_factory=FsPath.cwd)
-
-    def locate(self, path: Path, key: bool = False) -> Pos:
-        p = block_expansion.origin_of(self.origin, tuple(path))
-        if key and p in self.doc.keys:
-            return self.doc.keys[p]
-        for cut in range(len(p), -1, -1):
-            if p[:cut] in self.doc.values:
-                return self.doc.values[p[:cut]]
-        return (self.file, 1, 1)
-
-
-@dataclass
-class Analysis:
-    """The resolved graph and every layer's inferred shape."""
-
-    graph: Graph
-    shapes: dict[str, LayerShape]
-
-
-def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tuple = ()) -> Spec:
-    """Validate a spec (path, mapping or Spec) and check its graph and shapes.
-
-    Raises SpecError with every problem found. The returned Spec carries its source
-    map and analysis (private attributes) for positioned errors later on."""
-    if isinstance(source, Spec) and not overrides:
-        if source._analysis is None:
-            _attach(source, source._source or SourceMap("<spec>", Document(source.dump())))
+def load(
+    source: str | FsPath | dict[str, Any] | Spec | CheckedSpec,
+    overrides: list[str] | tuple = (),
+) -> CheckedSpec:
+    """Validate a spec (a path, a mapping, a Spec or a CheckedSpec) and check its graph,
+    shapes and size. Raises SpecError with every problem found, positioned."""
+    if isinstance(source, CheckedSpec) and not overrides:
         return source
-    if isinstance(source, Spec):
+    if isinstance(source, Spec) and not overrides:
+        return _check(source, SourceMap("<spec>", Document(source.dump())))
+    if isinstance(source, Spec | CheckedSpec):
         source = source.dump()
     if isinstance(source, dict):
         doc = Document(copy.deepcopy(source))
@@ -86,7 +60,6 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
     block_names = (
         list(doc.data.get("blocks") or {}) if isinstance(doc.data.get("blocks"), dict) else []
     )
-    raw_blocks = copy.deepcopy(doc.data.get("blocks"))
     _check_blocks(doc.data, smap)
     expansion = block_expansion.expand(doc.data)
     smap.origin = expansion.origin
@@ -104,9 +77,7 @@ def load(source: str | FsPath | dict[str, Any] | Spec, overrides: list[str] | tu
         raise SpecError(_sorted(errors)) from None
     if errors:
         raise SpecError(_sorted(errors))
-    spec._blocks = raw_blocks
-    _attach(spec, smap)
-    return spec
+    return _check(spec, smap)
 
 
 _LAYER = TypeAdapter(Layer)
@@ -149,27 +120,18 @@ def _partial_graph_errors(data: dict[str, Any], smap: SourceMap) -> list[Diagnos
     return errors + shape_errors
 
 
-def _attach(spec: Spec, smap: SourceMap) -> None:
+def _check(spec: Spec, smap: SourceMap) -> CheckedSpec:
+    """Graph, shapes and the memory bound of a validated spec."""
     graph, errors = resolve(spec, smap.locate)
     shapes, shape_errors = infer(graph, spec, smap.locate)
     errors += shape_errors
     if errors:
         raise SpecError(_sorted([_as_written(d, smap) for d in errors]))
-    spec._source = smap
-    spec._analysis = Analysis(graph, shapes)
-    from modelspec.compiler.memory import spec_limit_error  # imports load: not at the top
-
-    too_big = spec_limit_error(spec)
+    checked = CheckedSpec(spec, graph, shapes, smap)
+    too_big = spec_limit_error(checked)
     if too_big is not None:
-        spec._analysis = None
         raise SpecError([too_big])
-
-
-def analysis(spec: Spec) -> Analysis:
-    """The graph and shapes of a loaded spec (computed on first use)."""
-    if spec._analysis is None:
-        load(spec)
-    return spec._analysis
+    return checked
 
 
 class _Blocks(SpecModel):
@@ -188,13 +150,10 @@ def _check_blocks(data: dict[str, Any], smap: SourceMap) -> None:
     if isinstance(data["blocks"], dict):
         for name in data["blocks"]:
             if name in LAYER_TYPES:
-                pos = smap.locate(("blocks", name), True)
                 errors.append(
-                    Diagnostic(
-                        pos[0],
-                        pos[1],
-                        pos[2],
-                        f"blocks.{name}",
+                    Diagnostic.at(
+                        smap.locate(("blocks", name), True),
+                        ("blocks", name),
                         f"block name '{name}' is a Keras layer type",
                         received=repr(name),
                         hint="Give the block another name.",
@@ -207,9 +166,7 @@ def _check_blocks(data: dict[str, Any], smap: SourceMap) -> None:
 def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diagnostic:
     """Expansion errors carry paths as written (before expansion): locate directly."""
     pos = SourceMap(smap.file, smap.doc).locate(path, key=message.startswith("unknown argument"))
-    return Diagnostic(
-        pos[0], pos[1], pos[2], format_path(path), message, kw.get("received"), kw.get("hint")
-    )
+    return Diagnostic.at(pos, path, message, kw.get("received"), kw.get("hint"))
 
 
 _EXPANDED = re.compile(r"^model\.layers\[(\d+)\]")

@@ -13,10 +13,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from modelspec.compiler.sharding import Plan, optimizer_slots
-from modelspec.compiler.summary import BYTES_PER_PARAM, human_bytes
-from modelspec.errors import Diagnostic, format_path
+from modelspec.compiler.sharding import Plan
+from modelspec.errors import Diagnostic, SpecError
+from modelspec.schema.optimizers import default_optimizer
+
+if TYPE_CHECKING:
+    from modelspec.compiler.checked import CheckedSpec
+
+BYTES_PER_PARAM = 4
+"""float32, the dtype every parameter has today."""
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.50 KB' (binary units, up to EB so absurd sizes read as such)."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    for unit in units:
+        if n < 1024 or unit == units[-1]:
+            return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return f"{n:.2f} EB"
+
 
 MAX_DEVICE_BYTES = 1 << 40
 """1 TiB per device: above what any accelerator (or most hosts) holds, so `check`
@@ -59,11 +77,9 @@ class MemoryEstimate:
         }
 
 
-def estimate(spec, plan: Plan | None = None) -> MemoryEstimate:
+def estimate(spec: CheckedSpec, plan: Plan | None = None) -> MemoryEstimate:
     """The per-device lower bound for training `spec` (replicated when `plan` is None)."""
-    from modelspec.compiler.load import analysis
-
-    an = analysis(spec)
+    an = spec
     nodes = sorted(an.graph.nodes, key=lambda n: n.index)
     if plan is not None:
         params = plan.bytes_per_device()
@@ -90,7 +106,8 @@ def estimate(spec, plan: Plan | None = None) -> MemoryEstimate:
         if largest is not None
         else 0
     )
-    slots = optimizer_slots(spec.optimizer)
+    optimizer = spec.optimizer if spec.optimizer is not None else default_optimizer()
+    slots = optimizer.state_slots()
     return MemoryEstimate(
         params=params,
         gradients=trainable,
@@ -104,38 +121,33 @@ def estimate(spec, plan: Plan | None = None) -> MemoryEstimate:
     )
 
 
-def too_large(spec, est: MemoryEstimate, capacity: int, what: str) -> Diagnostic:
+def too_large(spec: CheckedSpec, est: MemoryEstimate, capacity: int, what: str) -> Diagnostic:
     """The refusal: the figures, what the devices have, and what to change."""
     at = ("model", "layers", est.largest_index) if est.largest_index is not None else ("model",)
-    src = spec._source
-    pos = src.locate(at) if src is not None else ("<spec>", 0, 0)
     hint = (
         f"The largest layer is '{est.largest_layer}' with {est.largest_params:,} parameters: "
         "check its sizes; or lower data.batch_size, or shard parameters over more devices "
         "(distribution.mesh with an `fsdp` axis)."
     )
-    return Diagnostic(
-        pos[0],
-        pos[1],
-        pos[2],
-        format_path(at),
+    return spec.error(
+        at,
         f"training needs at least {human_bytes(est.total)} per device "
         f"({est.describe()}), more than {what} ({human_bytes(capacity)})",
         hint=hint,
     )
 
 
-def spec_limit_error(spec) -> Diagnostic | None:
+def spec_limit_error(spec: CheckedSpec) -> Diagnostic | None:
     """`check`'s guard: refuse specs whose bound exceeds MAX_DEVICE_BYTES on the spec's
     own mesh (axes of size -1 taken as 1, so the bound stays a bound)."""
-    from modelspec.compiler.sharding import ShardingError, plan_for
+    from modelspec.compiler.sharding import plan_for
 
     plan = None
     if spec.distribution is not None:
         mesh = {k: max(v, 1) for k, v in spec.distribution.mesh.items()}
         try:
             plan = plan_for(spec, mesh, check_batch=False)
-        except ShardingError:
+        except SpecError:
             plan = None
     est = estimate(spec, plan)
     if est.total <= MAX_DEVICE_BYTES:

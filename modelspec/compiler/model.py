@@ -8,26 +8,27 @@ the train step can be one `jax.jit` over plain pytrees with `nnx.merge` inside.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import jax
 from flax import nnx
 
-from modelspec.compiler.layers import BUILDERS
+from modelspec.compiler.checked import CheckedSpec
+from modelspec.compiler.infer import input_types, node_inputs
+from modelspec.compiler.layers import nnx_class
 from modelspec.compiler.layers.base import Frozen
-from modelspec.compiler.layers.sharding import constrain
-from modelspec.compiler.load import analysis, load
-from modelspec.compiler.shapes import input_types, node_inputs
-from modelspec.schema.spec import Spec
+from modelspec.compiler.layers.constraints import constrain
+from modelspec.compiler.load import load
 
 
 class SpecModel(nnx.Module):
     """An NNX model compiled from a spec. Call with a dict of named inputs; returns a
     dict of named outputs. `training` switches dropout and batch statistics."""
 
-    def __init__(self, spec: Spec, *, seed: int | None = None):
-        an = analysis(spec)
+    def __init__(self, spec: CheckedSpec, *, seed: int | None = None):
+        an = spec
         seed = spec.seed if seed is None else seed
         root = jax.random.key(seed)
         param_key, dropout_key = jax.random.split(root)
@@ -36,7 +37,7 @@ class SpecModel(nnx.Module):
         plan = []
         for i, node in enumerate(an.graph.nodes):
             shape = an.shapes[node.name]
-            build = BUILDERS[node.layer.type]
+            build = nnx_class(type(node.layer))  # the spec class's `nnx` reference
             key = jax.random.fold_in(param_key, i)
             layers[node.name] = build(node.layer, node_inputs(node, types), shape, key)
             types[node.name] = shape.output
@@ -86,6 +87,26 @@ class ModelState:
         """The NNX module back from the pure state."""
         return nnx.merge(self.graphdef, self.params, self.batch_stats, self.rng, self.frozen)
 
+    def replace(self, **changes: Any) -> ModelState:
+        """A copy with some pytrees swapped (e.g. the params being differentiated)."""
+        return dataclasses.replace(self, **changes)
+
+    def apply(
+        self, inputs: dict[str, jax.Array], *, training: bool
+    ) -> tuple[dict[str, jax.Array], ModelState]:
+        """The forward pass: (outputs, the state after it — new batch statistics and
+        dropout counter). Pure, so safe inside `jax.jit` and `jax.grad`."""
+        outputs, stats, rng = apply(
+            self.graphdef,
+            self.params,
+            self.batch_stats,
+            self.rng,
+            self.frozen,
+            inputs,
+            training=training,
+        )
+        return outputs, self.replace(batch_stats=stats, rng=rng)
+
 
 def split(model: SpecModel) -> ModelState:
     """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen),
@@ -121,6 +142,6 @@ def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool)
     return outputs, nnx.to_pure_dict(new_stats), nnx.to_pure_dict(new_rng)
 
 
-def build(spec: Spec | str | dict, *, seed: int | None = None) -> SpecModel:
+def build(spec: CheckedSpec | str | dict, *, seed: int | None = None) -> SpecModel:
     """Compile a spec (or a path/dict, loaded first) into an NNX model."""
     return SpecModel(load(spec), seed=seed)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from modelspec.compiler.load import analysis
-from modelspec.compiler.types import ParamInfo
-from modelspec.errors import Diagnostic, format_path
-from modelspec.schema.spec import Spec
+from modelspec.errors import Diagnostic, SpecError
+from modelspec.schema.optimizers import OptimizerSpec, default_optimizer
+from modelspec.schema.tensors import ParamInfo
+
+if TYPE_CHECKING:
+    from modelspec.compiler.checked import CheckedSpec
 
 DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "batch": ("data", "fsdp"),
@@ -31,42 +34,6 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
 """Logical axis -> mesh axes. Axes the mesh doesn't have are dropped, so the defaults
 fit any mesh: data parallel on `data`, FSDP on `fsdp`, tensor parallel on `tensor`."""
 
-OPTIMIZER_SLOTS = {
-    "SGD": 0,
-    "Adam": 2,
-    "AdamW": 2,
-    "Nadam": 2,
-    "Adamax": 2,
-    "RMSprop": 1,
-    "Adagrad": 1,
-    "Adadelta": 2,
-    "Lion": 1,
-    "Lamb": 2,
-    "Adafactor": 1,
-}
-"""Optimizer state arrays per parameter (Keras's slots); see `optimizer_slots`."""
-
-
-def optimizer_slots(optimizer) -> int:
-    """How many parameter-shaped arrays the optimizer keeps (incl. EMA, accumulation)."""
-    if optimizer is None:
-        return 1  # Keras's compile() default: RMSprop
-    n = OPTIMIZER_SLOTS.get(optimizer.type, 1)
-    if optimizer.type == "SGD" and getattr(optimizer, "momentum", 0.0):
-        n = 1
-    if optimizer.type == "RMSprop":
-        n += int(bool(optimizer.momentum)) + int(optimizer.centered)
-    if getattr(optimizer, "amsgrad", False):
-        n += 1
-    n += int(bool(optimizer.use_ema)) + int(bool(optimizer.gradient_accumulation_steps))
-    return n
-
-
-class ShardingError(Exception):
-    def __init__(self, diagnostics: list[Diagnostic]):
-        super().__init__("\n".join(d.format() for d in diagnostics))
-        self.diagnostics = diagnostics
-
 
 def resolve_mesh(mesh: dict[str, int], device_count: int, where) -> dict[str, int]:
     """Replace a -1 size by the remaining devices; the sizes must multiply to the count."""
@@ -75,7 +42,7 @@ def resolve_mesh(mesh: dict[str, int], device_count: int, where) -> dict[str, in
     for name, size in mesh.items():
         if size == -1:
             if device_count % known:
-                raise ShardingError(
+                raise SpecError(
                     [
                         where(
                             ("distribution", "mesh", name),
@@ -89,7 +56,7 @@ def resolve_mesh(mesh: dict[str, int], device_count: int, where) -> dict[str, in
             sizes[name] = device_count // known
     total = math.prod(sizes.values())
     if total != device_count:
-        raise ShardingError(
+        raise SpecError(
             [
                 where(
                     ("distribution", "mesh"),
@@ -123,7 +90,7 @@ def resolve_rules(
             continue
         out[logical] = axes
     if errors:
-        raise ShardingError(errors)
+        raise SpecError(errors)
     return out
 
 
@@ -179,8 +146,8 @@ class Plan:
             if p.info.trainable or not trainable_only
         )
 
-    def as_dict(self, optimizer) -> dict:
-        slots = optimizer_slots(optimizer)
+    def as_dict(self, optimizer: OptimizerSpec | None) -> dict:
+        slots = (optimizer if optimizer is not None else default_optimizer()).state_slots()
         params = self.bytes_per_device()
         return {
             "mesh": self.mesh,
@@ -202,19 +169,14 @@ class Plan:
         }
 
 
-def plan_for(spec: Spec, mesh: dict[str, int], *, check_batch: bool = True) -> Plan:
-    """Partition every parameter; raise ShardingError listing every dimension that its
+def plan_for(spec: CheckedSpec, mesh: dict[str, int], *, check_batch: bool = True) -> Plan:
+    """Partition every parameter; raise SpecError listing every dimension that its
     mesh axes don't divide (and a batch size that the data axes don't divide)."""
-    src = spec._source
-
-    def where(path, message, received=None, hint=None) -> Diagnostic:
-        pos = src.locate(path) if src is not None else ("<spec>", 0, 0)
-        return Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, received, hint)
-
+    where = spec.error
     rules = resolve_rules(spec.distribution.rules, mesh, where)
     plan = Plan(mesh, rules, batch_axes=rules.get("batch", ()))
     errors: list[Diagnostic] = []
-    an = analysis(spec)
+    an = spec
     for node in sorted(an.graph.nodes, key=lambda n: n.index):
         for info in an.shapes[node.name].params:
             pspec = partition_spec(info.axes, rules)
@@ -247,7 +209,7 @@ def plan_for(spec: Spec, mesh: dict[str, int], *, check_batch: bool = True) -> P
                 )
             )
     if errors:
-        raise ShardingError(errors)
+        raise SpecError(errors)
     return plan
 
 

@@ -6,8 +6,9 @@ plain data — `!!python/object`, custom tags — is refused *at its position* b
 anything could be constructed. Duplicate keys (silently overwritten by YAML) are errors.
 
 The reader is hardened against hostile input, as hardened YAML loaders are: aliases
-are expanded at most `MAX_VALUES` values in all (a "billion laughs" bomb stops there,
-with its position, instead of exhausting memory), nesting is capped at `MAX_NESTING`
+may repeat at most `MAX_ALIAS_VALUES` values in all (a "billion laughs" bomb stops there,
+with its position, in milliseconds, instead of exhausting memory; values written out
+are bounded by the file size cap), nesting is capped at `MAX_NESTING`
 levels (instead of a RecursionError), merge keys are flattened without repetition, and
 control characters and malformed typed scalars are positioned errors.
 """
@@ -21,14 +22,12 @@ from typing import Any
 
 import yaml
 
-from modelspec.errors import Diagnostic, Path, SpecError, format_path, short_repr
+from modelspec.errors import Diagnostic, Path, Pos, SpecError, short_repr
 
-Pos = tuple[str, int, int]
-"""(file, line, col), 1-based; line 0 means 'no position' (e.g. a --set override)."""
-
-MAX_VALUES = 100_000
-"""Values (mappings, lists and scalars, aliases counted each time they are used) in one
-spec file. Real specs hold a few thousand; alias bombs hold billions."""
+MAX_ALIAS_VALUES = 20_000
+"""Values (mappings, lists and scalars) that aliases may repeat in one spec file, each
+use counted. A spec reusing a 100-layer anchor 50 times repeats about 5,000; alias
+bombs repeat billions."""
 MAX_NESTING = 64
 """Levels of nested mappings and lists, aliases included."""
 
@@ -94,7 +93,8 @@ class _Walk:
     file: str
     doc: Document
     errors: list[Diagnostic]
-    count: int = 0
+    walked: set[int] = field(default_factory=set)
+    repeats: int = 0
     merged: dict[int, list] = field(default_factory=dict)
 
 
@@ -103,7 +103,7 @@ def _pos(file: str, node: yaml.Node) -> Pos:
 
 
 def _diag(pos: Pos, path: Path, message: str, **kw: Any) -> Diagnostic:
-    return Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, **kw)
+    return Diagnostic.at(pos, path, message, **kw)
 
 
 def _too_deep(pos: Pos, path: Path) -> Diagnostic:
@@ -208,18 +208,19 @@ def _raise_json_error(text: str, file: str) -> None:
 def _walk(w: _Walk, node, path: Path, stack: tuple[int, ...]) -> Any:
     pos = _pos(w.file, node)
     w.doc.values[path] = pos
-    w.count += 1
-    if w.count > MAX_VALUES:
-        raise _Limit(
-            _diag(
-                pos,
-                path,
-                f"the spec expands to more than {MAX_VALUES:,} values (YAML aliases repeat "
-                "what they point at)",
-                hint="Use fewer or less nested aliases; modelspec caps alias expansion to "
-                "protect against 'billion laughs' files.",
+    if id(node) in w.walked:  # reached again through an alias
+        w.repeats += 1
+        if w.repeats > MAX_ALIAS_VALUES:
+            raise _Limit(
+                _diag(
+                    pos,
+                    path,
+                    f"YAML aliases in this spec repeat more than {MAX_ALIAS_VALUES:,} values",
+                    hint="Use fewer or less nested aliases; modelspec caps alias expansion "
+                    "to protect against 'billion laughs' files.",
+                )
             )
-        )
+    w.walked.add(id(node))
     if id(node) in stack:  # an alias inside its own anchor: `x: &a [*a]`
         w.errors.append(
             _diag(

@@ -3,6 +3,11 @@
 Each callback sees the epoch's logs (host floats, read once per epoch) and returns what
 the trainer must do: stop, restore the best weights, or change the learning-rate scale.
 Their state (best value, wait counters) is plain JSON so resume continues exactly.
+
+Each callback spec names its class here (`runtime` in `modelspec.schema.callbacks`);
+`build_callbacks` constructs them all the same way, `Class(spec, base_lr=...)`. This
+module holds only the implementations: the checks a spec's callbacks must pass before
+step 1 are in `prerun_checks`.
 """
 
 from __future__ import annotations
@@ -10,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelspec.errors import Diagnostic, SpecError, did_you_mean
-from modelspec.runtime.session import Session, optimizer_spec
-from modelspec.schema.callbacks import EarlyStopping, ReduceLROnPlateau
+from modelspec.schema.callbacks import CallbackSpec, EarlyStopping, ReduceLROnPlateau
+from modelspec.schema.vocabulary import load_reference
 
 
 def _mode(mode: str, monitor: str) -> str:
@@ -41,7 +45,8 @@ class EarlyStoppingCallback:
     `restore_best_weights`, the trainer restores the best weights at the end of
     training, as Keras's `on_train_end` does, whether or not training stopped early."""
 
-    def __init__(self, spec: EarlyStopping):
+    def __init__(self, spec: EarlyStopping, *, base_lr: float):
+        del base_lr  # the learning rate is not EarlyStopping's business
         self.spec = spec
         self.mode = _mode(spec.mode, spec.monitor)
         self.state = {
@@ -88,7 +93,11 @@ class EarlyStoppingCallback:
 
 
 class ReduceLROnPlateauCallback:
-    def __init__(self, spec: ReduceLROnPlateau, base_lr: float):
+    """Keras 3's ReduceLROnPlateau: the new rate is reported as a scale of `base_lr`
+    (the optimizer's constant learning rate), which the trainer sets in the optimizer
+    state without recompiling."""
+
+    def __init__(self, spec: ReduceLROnPlateau, *, base_lr: float):
         self.spec = spec
         self.mode = _mode(spec.mode, spec.monitor)
         self.base_lr = base_lr
@@ -122,6 +131,16 @@ class ReduceLROnPlateauCallback:
         return action
 
 
+def build_callbacks(specs: list[CallbackSpec], *, base_lr: float) -> list[Any]:
+    """The runtime callback of every spec that names one, in order; `base_lr` is the
+    learning rate training starts with (callbacks that change it scale from there)."""
+    return [
+        load_reference(spec.runtime)(spec, base_lr=base_lr)
+        for spec in specs
+        if spec.runtime is not None
+    ]
+
+
 def callback_states(callbacks: list[Any]) -> list[dict[str, Any]]:
     return [dict(cb.state) for cb in callbacks]
 
@@ -129,45 +148,3 @@ def callback_states(callbacks: list[Any]) -> list[dict[str, Any]]:
 def restore_states(callbacks: list[Any], states: list[dict[str, Any]]) -> None:
     for cb, st in zip(callbacks, states, strict=True):
         cb.state = dict(st)
-
-
-def check_callbacks(spec, session: Session) -> None:
-    """Before step 1: every monitored name must be logged (Keras would only warn and
-    never act), and ReduceLROnPlateau needs a constant learning rate (as in Keras)."""
-    names = ["loss", *(k for k in session.objective.init_metrics() if k != "loss")]
-    has_val = session.data.validation is not None
-    logged = names + ([f"val_{n}" for n in names] if has_val else [])
-    errors = []
-    for i, cb in enumerate(spec.train.callbacks):
-        monitor = getattr(cb, "monitor", None)
-        pos = spec._source.locate(("train", "callbacks", i)) if spec._source else ("<spec>", 0, 0)
-        if monitor is not None and monitor not in logged:
-            hint = did_you_mean(monitor, logged) or "Logged: " + ", ".join(logged) + "."
-            if monitor.startswith("val_") and not has_val:
-                hint = "There is no validation data: set data.validation_split or data.validation."
-            errors.append(
-                Diagnostic(
-                    pos[0],
-                    pos[1],
-                    pos[2],
-                    f"train.callbacks[{i}].monitor",
-                    f"{cb.type} monitors '{monitor}', which is never logged",
-                    received=f"monitor={monitor!r}",
-                    hint=hint,
-                )
-            )
-        lr = optimizer_spec(spec).learning_rate
-        if cb.type == "ReduceLROnPlateau" and not isinstance(lr, int | float):
-            errors.append(
-                Diagnostic(
-                    pos[0],
-                    pos[1],
-                    pos[2],
-                    f"train.callbacks[{i}]",
-                    "ReduceLROnPlateau needs a constant learning rate, but the "
-                    f"optimizer uses a {lr.type} schedule (Keras refuses this too)",
-                    hint="Use a number for optimizer.learning_rate, or drop the callback.",
-                )
-            )
-    if errors:
-        raise SpecError(errors)

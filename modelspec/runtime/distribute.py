@@ -18,9 +18,10 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from modelspec.compiler.layers.sharding import activation_sharding
-from modelspec.compiler.sharding import Plan, ShardingError, plan_for, resolve_mesh
-from modelspec.errors import Diagnostic, SpecError, format_path
+from modelspec.compiler.checked import CheckedSpec
+from modelspec.compiler.layers.constraints import activation_sharding
+from modelspec.compiler.sharding import Plan, plan_for, resolve_mesh
+from modelspec.errors import Diagnostic, SpecError
 
 
 @dataclass
@@ -47,20 +48,11 @@ class Distribution:
         return activation_sharding(self.mesh, self.plan.rules)
 
 
-def setup(spec, devices: list | None = None) -> Distribution:
+def setup(spec: CheckedSpec, devices: list | None = None) -> Distribution:
     """Build the mesh (all devices by default) and check the plan; positioned errors."""
     devices = devices if devices is not None else jax.devices()
-    src = spec._source
-
-    def where(path, message, received=None, hint=None):
-        pos = src.locate(path) if src is not None else ("<spec>", 0, 0)
-        return Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, received, hint)
-
-    try:
-        sizes = resolve_mesh(spec.distribution.mesh, len(devices), where)
-        plan = plan_for(spec, sizes)
-    except ShardingError as exc:
-        raise SpecError(exc.diagnostics) from None
+    sizes = resolve_mesh(spec.distribution.mesh, len(devices), spec.error)
+    plan = plan_for(spec, sizes)
     names = tuple(sizes)
     mesh = jax.make_mesh(
         tuple(sizes.values()), names, axis_types=(AxisType.Auto,) * len(names), devices=devices

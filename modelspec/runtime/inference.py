@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from modelspec.compiler.load import analysis
-from modelspec.compiler.shapes import input_types
+from modelspec.compiler.infer import input_types
 from modelspec.errors import Diagnostic, SpecError
-from modelspec.runtime.data import load_data
+from modelspec.runtime.data.dataset import load_data
+from modelspec.runtime.data.predict_inputs import read_inputs
 from modelspec.runtime.distribute import put_batch
 from modelspec.runtime.evaluation import evaluate_dataset
-from modelspec.runtime.objectives import losses_by_output
-from modelspec.runtime.predict_inputs import read_inputs
+from modelspec.runtime.objective.objective import losses_by_output
 from modelspec.runtime.restore import restore_latest
 from modelspec.runtime.session import Session, open_session
 from modelspec.runtime.spec_diff import check_model_unchanged
@@ -59,7 +58,7 @@ def evaluate(
 def _npz_dataset(session: Session, path: Path, batch_size: int):
     """An .npz given on the command line, checked against the model like spec data."""
     spec = session.spec
-    an = analysis(spec)
+    an = spec
     data_spec = DataSpec.model_validate(
         {"train": {"type": "npz", "path": str(path.resolve())}, "batch_size": batch_size}
     )

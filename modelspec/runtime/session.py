@@ -12,15 +12,16 @@ import jax
 import optax
 from flax import nnx
 
-from modelspec.compiler.load import analysis, load
+from modelspec.compiler.checked import CheckedSpec
+from modelspec.compiler.infer import input_types
+from modelspec.compiler.load import load
 from modelspec.compiler.model import FILTERS, SpecModel, split
-from modelspec.compiler.shapes import input_types
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime import distribute
-from modelspec.runtime.data import Datasets, load_data
+from modelspec.runtime.data.dataset import Datasets, load_data
 from modelspec.runtime.memory_guard import check_fits
-from modelspec.runtime.objectives import Objective, build_objective, losses_by_output
-from modelspec.runtime.optimizers import build_optimizer
+from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
+from modelspec.runtime.optim.optimizers import build_optimizer
 from modelspec.runtime.steps import (
     TrainState,
     init_state,
@@ -29,13 +30,12 @@ from modelspec.runtime.steps import (
     make_predict_step,
     make_train_step,
 )
-from modelspec.schema.optimizers import RMSprop
-from modelspec.schema.spec import Spec
+from modelspec.schema.optimizers import default_optimizer
 
 
 @dataclass
 class Session:
-    spec: Spec
+    spec: CheckedSpec
     data: Datasets | None
     graphdef: Any
     objective: Objective | None
@@ -49,53 +49,41 @@ class Session:
 
     @property
     def base_dir(self) -> Path:
-        src = self.spec._source
-        return src.base_dir if src is not None else Path.cwd()
+        return self.spec.base_dir
 
 
-def locate_fn(spec: Spec):
-    src = spec._source
-    if src is None:
-        return lambda path, key=False: ("<spec>", 0, 0)
-    return src.locate
-
-
-def need_data(spec: Spec) -> None:
+def need_data(spec: CheckedSpec) -> None:
     if spec.data is None:
-        pos = locate_fn(spec)(())
         raise SpecError.single(
-            Diagnostic(
-                pos[0],
-                pos[1],
-                pos[2],
-                "data",
+            Diagnostic.at(
+                spec.locate(()),
+                ("data",),
                 "this command needs a `data:` section",
                 hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`.",
             )
         )
 
 
-def load_datasets(spec: Spec, *, with_targets: bool = True) -> Datasets:
+def load_datasets(spec: CheckedSpec, *, with_targets: bool = True) -> Datasets:
     need_data(spec)
-    an = analysis(spec)
+    an = spec
     outputs = {n: an.shapes[n].output for n in an.graph.outputs if n in an.shapes}
     inputs = input_types(spec)
     losses = losses_by_output(spec) if with_targets else None
-    src = spec._source
     return load_data(
         spec.data,
         model_inputs=inputs,
         model_outputs=outputs,
         losses=losses,
         seed=spec.seed,
-        base_dir=src.base_dir if src else Path.cwd(),
-        locate=lambda path: locate_fn(spec)(path),
+        base_dir=spec.base_dir,
+        locate=lambda path: spec.locate(path),
     )
 
 
-def optimizer_spec(spec: Spec):
+def optimizer_spec(spec: CheckedSpec):
     """The spec's optimizer, or Keras's `compile()` default (RMSprop)."""
-    return spec.optimizer if spec.optimizer is not None else RMSprop(type="RMSprop")
+    return spec.optimizer if spec.optimizer is not None else default_optimizer()
 
 
 def open_session(

@@ -88,14 +88,10 @@ def check_model_unchanged(run_dir: Path, spec: Any, *, allow: bool) -> None:
             file=sys.stderr,
         )
         return
-    src = spec._source
-    file, line, col = src.locate(changes[0][0]) if src is not None else ("<spec>", 0, 0)
     raise SpecError.single(
-        Diagnostic(
-            file,
-            line,
-            col,
-            "model",
+        Diagnostic.at(
+            spec.locate(changes[0][0]),
+            ("model",),
             f"the model differs from the one trained in {run_dir}, so its weights would "
             f"give other outputs: {shown}",
             hint=f"Pass the spec the run was trained with ({run_dir / 'spec.yaml'}), or "

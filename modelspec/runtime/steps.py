@@ -18,8 +18,8 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec
 
-from modelspec.compiler.model import ModelState, apply
-from modelspec.runtime.objectives import Objective
+from modelspec.compiler.model import ModelState
+from modelspec.runtime.objective.objective import Objective
 
 
 class TrainState(NamedTuple):
@@ -50,17 +50,9 @@ def init_state(
     )
 
 
-def forward(graphdef, state: TrainState, inputs, *, training: bool):
-    """The model on a TrainState's variables: (outputs, new_batch_stats, new_rng)."""
-    return apply(
-        graphdef,
-        state.params,
-        state.batch_stats,
-        state.rng,
-        state.frozen,
-        inputs,
-        training=training,
-    )
+def model_state(graphdef, state: TrainState) -> ModelState:
+    """The model's part of a TrainState, as a ModelState."""
+    return ModelState(graphdef, state.params, state.batch_stats, state.rng, state.frozen)
 
 
 def make_train_step(
@@ -73,18 +65,12 @@ def make_train_step(
             return _train(state, batch)
 
     def _train(state: TrainState, batch) -> TrainState:
+        model = model_state(graphdef, state)
+
         def loss_fn(params):
-            outputs, stats, rng = apply(
-                graphdef,
-                params,
-                state.batch_stats,
-                state.rng,
-                state.frozen,
-                batch["inputs"],
-                training=True,
-            )
+            outputs, after = model.replace(params=params).apply(batch["inputs"], training=True)
             loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
-            return loss, (outputs, stats, rng)
+            return loss, (outputs, after.batch_stats, after.rng)
 
         (loss, (outputs, stats, rng)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params
@@ -127,7 +113,7 @@ def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) ->
 
     def step(state: TrainState, metrics, batch):
         with _active(dist):
-            outputs, _, _ = forward(graphdef, state, batch["inputs"], training=False)
+            outputs, _ = model_state(graphdef, state).apply(batch["inputs"], training=False)
         loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
         return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
 
@@ -145,7 +131,7 @@ def make_predict_step(graphdef, dist=None, shardings=None) -> Callable:
 
     def step(state: TrainState, inputs):
         with _active(dist):
-            outputs, _, _ = forward(graphdef, state, inputs, training=False)
+            outputs, _ = model_state(graphdef, state).apply(inputs, training=False)
         return outputs
 
     kw = {}

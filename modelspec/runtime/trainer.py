@@ -28,14 +28,7 @@ import yaml
 
 from modelspec.compiler.load import load
 from modelspec.errors import SpecError
-from modelspec.runtime import optimizers as opt
-from modelspec.runtime.callbacks import (
-    EarlyStoppingCallback,
-    ReduceLROnPlateauCallback,
-    callback_states,
-    check_callbacks,
-    restore_states,
-)
+from modelspec.runtime.callbacks import build_callbacks, callback_states, restore_states
 from modelspec.runtime.checkpoint import (
     CheckpointDamaged,
     Checkpointer,
@@ -48,6 +41,8 @@ from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_hos
 from modelspec.runtime.history import History, summarize
 from modelspec.runtime.interrupt import StopSignals, TrainingInterrupted
 from modelspec.runtime.lock import RunLock
+from modelspec.runtime.optim import optimizers as opt
+from modelspec.runtime.prerun_checks import check_callbacks
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
 from modelspec.runtime.steps import stack
@@ -79,15 +74,10 @@ class Trainer:
         )
         lr0 = optimizer_spec(self.spec).learning_rate
         self.base_lr = float(lr0) if isinstance(lr0, int | float) else 1.0
-        self.callbacks: list[Any] = []
-        for cb in self.spec.train.callbacks:
-            if cb.type == "EarlyStopping":
-                self.callbacks.append(EarlyStoppingCallback(cb))
-            elif cb.type == "ReduceLROnPlateau":
-                self.callbacks.append(ReduceLROnPlateauCallback(cb, self.base_lr))
+        self.callbacks: list[Any] = build_callbacks(self.spec.train.callbacks, base_lr=self.base_lr)
         check_callbacks(self.spec, session)
         self.terminate_on_nan = self.spec.train.terminate_on_nan or any(
-            cb.type == "TerminateOnNaN" for cb in self.spec.train.callbacks
+            cb.terminates_on_nan for cb in self.spec.train.callbacks
         )
         ck = self.spec.checkpoint
         self.ckpt = Checkpointer(
@@ -373,7 +363,7 @@ def train(
                 print(lock.note, flush=True)
             session = open_session(spec, devices=devices)
             if session.objective is None:
-                from modelspec.runtime.objectives import losses_by_output
+                from modelspec.runtime.objective.objective import losses_by_output
 
                 losses_by_output(session.spec)  # raises the positioned "needs a loss" error
             if restart:

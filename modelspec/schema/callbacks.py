@@ -1,16 +1,41 @@
-"""Training callbacks (Keras names and arguments)."""
+"""Training callbacks (Keras names and arguments).
+
+Each callback class registers itself in `CallbackSpec.registry` and names, in `runtime`,
+the class that implements it (`modelspec.runtime.callbacks`), so the trainer builds every
+callback the same way and a new callback is one schema class plus one runtime class.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from modelspec.schema.base import NonNegativeInt, SpecModel
+from modelspec.schema.base import NonNegativeInt
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 
-class EarlyStopping(SpecModel):
+class CallbackSpec(Registered):
+    """Base of every callback spec, and the facts each callback class declares."""
+
+    registry: ClassVar[dict[str, type[CallbackSpec]]] = {}
+    runtime: ClassVar[str | None] = None
+    """`module:Class` of the per-epoch implementation, built as `Class(spec, base_lr=...)`;
+    None for a callback the step loop implements itself (TerminateOnNaN)."""
+    needs_constant_lr: ClassVar[bool] = False
+    """True when the callback rescales the learning rate, which a schedule would
+    override (Keras refuses the combination too)."""
+    terminates_on_nan: ClassVar[bool] = False
+    """True when the callback turns on the stop at the first non-finite loss."""
+
+    type: str
+    """Callback kind (Keras class name)."""
+
+
+class EarlyStopping(CallbackSpec):
     """Stop when `monitor` has stopped improving for `patience` epochs."""
+
+    runtime = "modelspec.runtime.callbacks:EarlyStoppingCallback"
 
     type: Literal["EarlyStopping"]
     monitor: str = "val_loss"
@@ -29,8 +54,11 @@ class EarlyStopping(SpecModel):
     """Epochs to wait before watching for improvement."""
 
 
-class ReduceLROnPlateau(SpecModel):
+class ReduceLROnPlateau(CallbackSpec):
     """Multiply the learning rate by `factor` when `monitor` stops improving."""
+
+    runtime = "modelspec.runtime.callbacks:ReduceLROnPlateauCallback"
+    needs_constant_lr = True
 
     type: Literal["ReduceLROnPlateau"]
     monitor: str = "val_loss"
@@ -49,14 +77,15 @@ class ReduceLROnPlateau(SpecModel):
     """Lower bound on the learning rate."""
 
 
-class TerminateOnNaN(SpecModel):
+class TerminateOnNaN(CallbackSpec):
     """Stop as soon as the loss is NaN or infinite (on by default; keeps the last good
     checkpoint)."""
+
+    terminates_on_nan = True
 
     type: Literal["TerminateOnNaN"]
 
 
-Callback = Annotated[
-    EarlyStopping | ReduceLROnPlateau | TerminateOnNaN, Field(discriminator="type")
-]
-CALLBACK_TYPES = {c.__name__: c for c in (EarlyStopping, ReduceLROnPlateau, TerminateOnNaN)}
+Callback = tagged_union(CallbackSpec.registry)
+CALLBACK_TYPES: dict[str, type[CallbackSpec]] = CallbackSpec.registry
+"""Callback class name -> spec model (the registry itself)."""

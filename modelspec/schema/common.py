@@ -1,15 +1,16 @@
 """Vocabulary shared by layer specs: activation and initializer names (Keras's), and
-the fields every layer has (`name`, `inputs`, `trainable`).
+the forms of a layer's `inputs:` (the fields every layer has are on
+`schema.layers.base.LayerSpec`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
-from modelspec.schema.base import SpecModel
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 ACTIVATIONS = (
     "linear",
@@ -69,7 +70,17 @@ def _snake(value: Any) -> Any:
     return value
 
 
-class RandomNormal(SpecModel):
+class InitializerSpec(Registered):
+    """Base of the initializer mappings (`{type: RandomNormal, stddev: 0.02}`); each
+    class registers itself under its `type`."""
+
+    registry: ClassVar[dict[str, type[InitializerSpec]]] = {}
+
+    type: str
+    """Keras class name of the initializer."""
+
+
+class RandomNormal(InitializerSpec):
     """Normal distribution (Keras `RandomNormal`)."""
 
     type: Literal["RandomNormal"]
@@ -79,7 +90,7 @@ class RandomNormal(SpecModel):
     """Standard deviation."""
 
 
-class TruncatedNormal(SpecModel):
+class TruncatedNormal(InitializerSpec):
     """Normal distribution cut at two standard deviations (Keras `TruncatedNormal`)."""
 
     type: Literal["TruncatedNormal"]
@@ -89,7 +100,7 @@ class TruncatedNormal(SpecModel):
     """Standard deviation before truncation."""
 
 
-class RandomUniform(SpecModel):
+class RandomUniform(InitializerSpec):
     """Uniform distribution on [minval, maxval) (Keras `RandomUniform`)."""
 
     type: Literal["RandomUniform"]
@@ -99,7 +110,7 @@ class RandomUniform(SpecModel):
     """Upper bound."""
 
 
-class Constant(SpecModel):
+class Constant(InitializerSpec):
     """Every element set to `value` (Keras `Constant`)."""
 
     type: Literal["Constant"]
@@ -107,7 +118,7 @@ class Constant(SpecModel):
     """The constant."""
 
 
-class VarianceScaling(SpecModel):
+class VarianceScaling(InitializerSpec):
     """Keras `VarianceScaling`: the family behind glorot/he/lecun initializers."""
 
     type: Literal["VarianceScaling"]
@@ -119,7 +130,7 @@ class VarianceScaling(SpecModel):
     """Distribution to draw from."""
 
 
-class Orthogonal(SpecModel):
+class Orthogonal(InitializerSpec):
     """Orthogonal matrix times `gain` (Keras `Orthogonal`)."""
 
     type: Literal["Orthogonal"]
@@ -127,10 +138,7 @@ class Orthogonal(SpecModel):
     """Multiplicative factor."""
 
 
-InitializerConfig = Annotated[
-    RandomNormal | TruncatedNormal | RandomUniform | Constant | VarianceScaling | Orthogonal,
-    Field(discriminator="type"),
-]
+InitializerConfig = tagged_union(InitializerSpec.registry)
 Initializer = Annotated[InitializerName, BeforeValidator(_snake)] | InitializerConfig
 """A Keras initializer: a name (`glorot_uniform`, `he_normal`, ...) or a mapping with
 `type:` and arguments (`{type: RandomNormal, stddev: 0.02}`)."""
@@ -138,17 +146,3 @@ Initializer = Annotated[InitializerName, BeforeValidator(_snake)] | InitializerC
 Activation = Annotated[ActivationName, BeforeValidator(_snake)]
 
 InputRef = str | list[str] | dict[str, str]
-
-
-class LayerBase(SpecModel):
-    """Fields every layer has."""
-
-    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
-    """Unique layer name; needed only when other layers reference it. Defaults to
-    Keras-style `dense`, `dense_1`, ..."""
-    inputs: InputRef | None = None
-    """What this layer consumes: one name (a model input or a layer), a list of names
-    (merge layers), or a mapping of call arguments (`{query: a, value: b}`).
-    Default: the previous layer's output (the model's input for the first layer)."""
-    trainable: bool = True
-    """False freezes the layer: its weights count as non-trainable and get no updates."""

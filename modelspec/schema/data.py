@@ -2,24 +2,42 @@
 
 Only *descriptions* live here (pure pydantic, no numpy): `check`, `summary` and `schema`
 must validate a spec without touching the files it names. Loading, the shape/dtype/label
-checks against the model, and batching are in `modelspec.runtime.data`.
+checks against the model, and batching are in `modelspec.runtime.data`; each source class
+names its reader there (`reader`), so adding a kind of source touches no dispatch code.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from modelspec.schema.base import PositiveInt, SpecModel, UnitInterval
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 """Toy datasets bundled inside scikit-learn (`sklearn.datasets.load_*`): no download."""
 
 
-class SklearnSource(SpecModel):
+class SourceSpec(Registered):
+    """Base of every data source; each kind registers itself under its `type` and names
+    the function that reads it."""
+
+    registry: ClassVar[dict[str, type[SourceSpec]]] = {}
+    reader: ClassVar[str]
+    """`module:function` reading the source into named raw arrays, called as
+    `reader(source, raw, model_inputs=..., model_outputs=..., needed_outputs=...,
+    base_dir=..., rep=...)` (`modelspec.runtime.data`)."""
+
+    type: str
+    """Source kind."""
+
+
+class SklearnSource(SourceSpec):
     """A toy dataset bundled with scikit-learn. Its features feed the model's single
     input and its target the model's single output."""
+
+    reader = "modelspec.runtime.data.sources:read_sklearn"
 
     type: Literal["sklearn"]
     """Source kind: a dataset shipped inside scikit-learn."""
@@ -27,11 +45,13 @@ class SklearnSource(SpecModel):
     """Which dataset (`sklearn.datasets.load_<name>`)."""
 
 
-class NpzSource(SpecModel):
+class NpzSource(SourceSpec):
     """Arrays in one NumPy `.npz` archive; only the arrays the model needs are read.
     Arrays of an uncompressed archive (`np.savez`) are memory-mapped; those of a
     compressed one (`np.savez_compressed`) cannot be, and are decompressed into memory
     only up to 1 GiB each."""
+
+    reader = "modelspec.runtime.data.sources:read_npz"
 
     type: Literal["npz"]
     """Source kind: a NumPy `.npz` archive."""
@@ -45,9 +65,11 @@ class NpzSource(SpecModel):
     `y` for a single-output model."""
 
 
-class NpySource(SpecModel):
+class NpySource(SourceSpec):
     """One memory-mapped NumPy `.npy` file per model input and output (for data larger
     than memory: batches read only their rows)."""
+
+    reader = "modelspec.runtime.data.sources:read_npy"
 
     type: Literal["npy"]
     """Source kind: separate `.npy` files."""
@@ -57,9 +79,11 @@ class NpySource(SpecModel):
     """Model output name -> `.npy` file (relative to the spec file's directory)."""
 
 
-class CsvSource(SpecModel):
+class CsvSource(SourceSpec):
     """A numeric CSV table: one row per example, the feature columns form the model's
     single input (shape `[n_features]`), the label column its single output."""
+
+    reader = "modelspec.runtime.data.csv_source:read_csv"
 
     type: Literal["csv"]
     """Source kind: a CSV file."""
@@ -86,10 +110,10 @@ class CsvSource(SpecModel):
         return self
 
 
-Source = Annotated[SklearnSource | NpzSource | NpySource | CsvSource, Field(discriminator="type")]
+Source = tagged_union(SourceSpec.registry)
 """A data source, chosen by its `type:`."""
 
-SOURCE_TYPES = ("sklearn", "npz", "npy", "csv")
+SOURCE_TYPES = tuple(SourceSpec.registry)
 """The valid `type:` values of a data source."""
 
 

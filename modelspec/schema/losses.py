@@ -6,17 +6,18 @@ A spec's `loss:` is either a plain string, exactly as `model.compile(loss=...)` 
 `{type: SparseCategoricalCrossentropy, from_logits: true}` when arguments are needed.
 Strings are turned into the mapping form before validation, so the rest of the system
 only ever sees the models below. Defaults are those of `inspect.signature(keras.losses.X)`
-in Keras 3. The numerics live in `modelspec.runtime.losses`; this module never imports JAX.
+in Keras 3. The numerics live in `modelspec.runtime.objective.losses`; this module never imports JAX.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
 from modelspec.errors import choices_hint
-from modelspec.schema.base import PositiveFloat, SpecModel
+from modelspec.schema.base import PositiveFloat
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 Reduction = Literal["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"]
 """Keras loss reductions that give a scalar. `sum_over_batch_size` (= `mean`) divides the
@@ -24,16 +25,36 @@ weighted sum by the number of per-sample loss values; `mean_with_sample_weight` 
 it by the sum of the sample weights (the mean over unpadded tokens when the weights are a
 padding mask). Keras's `none` is left out: training needs a scalar."""
 
+LabelKind = Literal["sparse", "categorical", "binary", "other"]
+"""What a loss expects its targets to hold: integer class ids (`sparse`), one-hot or soft
+class rows (`categorical`), values in [0, 1] (`binary`), or any numbers (`other`)."""
 
-class _LossBase(SpecModel):
+
+class LossSpec(Registered):
+    """Base of every loss spec. Each loss class registers itself under its `type` and
+    carries its own Keras facts as class variables, so the union, the string aliases, the
+    logged names and the data checks all read them from one place."""
+
+    registry: ClassVar[dict[str, type[LossSpec]]] = {}
+    keras_name: ClassVar[str]
+    """Default `name` of the Keras loss object (e.g. `sparse_categorical_crossentropy`)."""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other strings `keras.losses.get` resolves to this loss (case-sensitive, as Keras)."""
+    label_kind: ClassVar[LabelKind] = "other"
+    """What the targets must hold; the data checks test labels against it before step 1."""
+
     type: str
     """Keras class name of the loss."""
     reduction: Reduction = "sum_over_batch_size"
     """How per-sample losses become the minimized scalar (Keras `reduction`)."""
 
 
-class SparseCategoricalCrossentropy(_LossBase):
+class SparseCategoricalCrossentropy(LossSpec):
     """Cross-entropy between integer class labels and class probabilities or logits."""
+
+    keras_name = "sparse_categorical_crossentropy"
+    aliases = ("sparse_categorical_crossentropy",)
+    label_kind = "sparse"
 
     type: Literal["SparseCategoricalCrossentropy"]
     """Keras class name of the loss."""
@@ -45,8 +66,12 @@ class SparseCategoricalCrossentropy(_LossBase):
     """The class axis of `y_pred`."""
 
 
-class CategoricalCrossentropy(_LossBase):
+class CategoricalCrossentropy(LossSpec):
     """Cross-entropy between one-hot (or soft) labels and class probabilities or logits."""
+
+    keras_name = "categorical_crossentropy"
+    aliases = ("categorical_crossentropy",)
+    label_kind = "categorical"
 
     type: Literal["CategoricalCrossentropy"]
     """Keras class name of the loss."""
@@ -58,8 +83,12 @@ class CategoricalCrossentropy(_LossBase):
     """The class axis."""
 
 
-class BinaryCrossentropy(_LossBase):
+class BinaryCrossentropy(LossSpec):
     """Cross-entropy of independent 0/1 labels (binary or multi-label classification)."""
+
+    keras_name = "binary_crossentropy"
+    aliases = ("binary_crossentropy", "bce", "BCE")
+    label_kind = "binary"
 
     type: Literal["BinaryCrossentropy"]
     """Keras class name of the loss."""
@@ -71,22 +100,31 @@ class BinaryCrossentropy(_LossBase):
     """Axis the per-element losses are averaged over."""
 
 
-class MeanSquaredError(_LossBase):
+class MeanSquaredError(LossSpec):
     """Mean of squared errors over the last axis."""
+
+    keras_name = "mean_squared_error"
+    aliases = ("mean_squared_error", "mse", "MSE")
 
     type: Literal["MeanSquaredError"]
     """Keras class name of the loss."""
 
 
-class MeanAbsoluteError(_LossBase):
+class MeanAbsoluteError(LossSpec):
     """Mean of absolute errors over the last axis."""
+
+    keras_name = "mean_absolute_error"
+    aliases = ("mean_absolute_error", "mae", "MAE")
 
     type: Literal["MeanAbsoluteError"]
     """Keras class name of the loss."""
 
 
-class Huber(_LossBase):
+class Huber(LossSpec):
     """Quadratic for errors up to `delta`, linear beyond (robust regression)."""
+
+    keras_name = "huber_loss"
+    aliases = ("huber",)
 
     type: Literal["Huber"]
     """Keras class name of the loss."""
@@ -94,22 +132,31 @@ class Huber(_LossBase):
     """The error size where the loss turns from quadratic to linear."""
 
 
-class LogCosh(_LossBase):
+class LogCosh(LossSpec):
     """Mean of log(cosh(error)) over the last axis: like MSE for small errors, MAE for big."""
+
+    keras_name = "log_cosh"
+    aliases = ("log_cosh",)
 
     type: Literal["LogCosh"]
     """Keras class name of the loss."""
 
 
-class KLDivergence(_LossBase):
+class KLDivergence(LossSpec):
     """Kullback-Leibler divergence of `y_pred` from `y_true` (both distributions)."""
+
+    keras_name = "kl_divergence"
+    aliases = ("kl_divergence", "kld", "KLD")
 
     type: Literal["KLDivergence"]
     """Keras class name of the loss."""
 
 
-class CosineSimilarity(_LossBase):
+class CosineSimilarity(LossSpec):
     """Negative cosine similarity (-1 = same direction), so minimizing aligns vectors."""
+
+    keras_name = "cosine_similarity"
+    aliases = ("cosine_similarity",)
 
     type: Literal["CosineSimilarity"]
     """Keras class name of the loss."""
@@ -117,53 +164,25 @@ class CosineSimilarity(_LossBase):
     """Axis along which the similarity is computed."""
 
 
-class Hinge(_LossBase):
+class Hinge(LossSpec):
     """Mean of max(1 - y_true * y_pred, 0); 0/1 labels are mapped to -1/1 first."""
+
+    keras_name = "hinge"
+    aliases = ("hinge",)
 
     type: Literal["Hinge"]
     """Keras class name of the loss."""
 
 
-LOSS_TYPES: dict[str, type[SpecModel]] = {
-    cls.__name__: cls
-    for cls in (
-        SparseCategoricalCrossentropy,
-        CategoricalCrossentropy,
-        BinaryCrossentropy,
-        MeanSquaredError,
-        MeanAbsoluteError,
-        Huber,
-        LogCosh,
-        KLDivergence,
-        CosineSimilarity,
-        Hinge,
-    )
-}
-"""Supported loss classes by their Keras class name."""
+LOSS_TYPES: dict[str, type[LossSpec]] = LossSpec.registry
+"""Supported loss classes by their Keras class name (the registry itself)."""
 
 LOSS_ALIASES: dict[str, str] = {
     **{name: name for name in LOSS_TYPES},
-    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
-    "categorical_crossentropy": "CategoricalCrossentropy",
-    "binary_crossentropy": "BinaryCrossentropy",
-    "bce": "BinaryCrossentropy",
-    "BCE": "BinaryCrossentropy",
-    "mean_squared_error": "MeanSquaredError",
-    "mse": "MeanSquaredError",
-    "MSE": "MeanSquaredError",
-    "mean_absolute_error": "MeanAbsoluteError",
-    "mae": "MeanAbsoluteError",
-    "MAE": "MeanAbsoluteError",
-    "huber": "Huber",
-    "log_cosh": "LogCosh",
-    "kl_divergence": "KLDivergence",
-    "kld": "KLDivergence",
-    "KLD": "KLDivergence",
-    "cosine_similarity": "CosineSimilarity",
-    "hinge": "Hinge",
+    **{alias: name for name, cls in LOSS_TYPES.items() for alias in cls.aliases},
 }
 """Every string `keras.losses.get` resolves to one of LOSS_TYPES (case-sensitive, as in
-Keras), mapped to the class name."""
+Keras), mapped to the class name: the class names, then each class's `aliases`."""
 
 
 def _coerce_loss(value: Any) -> Any:
@@ -184,19 +203,7 @@ def _canonical(name: str) -> str:
 LossName = Literal[tuple(LOSS_ALIASES)]  # type: ignore[valid-type]
 """The string form (JSON Schema enum for editors)."""
 
-AnyLossSpec = Annotated[
-    SparseCategoricalCrossentropy
-    | CategoricalCrossentropy
-    | BinaryCrossentropy
-    | MeanSquaredError
-    | MeanAbsoluteError
-    | Huber
-    | LogCosh
-    | KLDivergence
-    | CosineSimilarity
-    | Hinge,
-    Field(discriminator="type"),
-]
+AnyLossSpec = tagged_union(LossSpec.registry)
 """The mapping form only (what a validated spec holds)."""
 
 Loss = Annotated[

@@ -7,7 +7,13 @@ resolved later against the loss and the output shapes), or a mapping
 `{type: Precision, thresholds: 0.5, name: p50}` for arguments. As in Keras, a metric
 given as a string is logged under that very string (`mse` logs as `mse`), one given as a
 mapping under the class's default name (`precision`, `auc`, `f1_score`, ...) unless
-`name` says otherwise. The numerics live in `modelspec.runtime.metrics`; no JAX here.
+`name` says otherwise. The numerics live in `modelspec.runtime.objective.metrics`; no JAX here.
+
+The metric classes live by concept (`metrics_accuracy`, `metrics_confusion`,
+`metrics_regression`, `metrics_losslike`) and register themselves in
+`MetricSpec.registry` when imported; this module imports them in that order (which is the
+order of the union and of its error messages) and derives everything else from the
+registry.
 """
 
 from __future__ import annotations
@@ -15,11 +21,31 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator
 
 from modelspec.errors import choices_hint
-from modelspec.schema.base import NonNegativeInt, PositiveFloat, PositiveInt, SpecModel
-from modelspec.schema.metric_base import MetricBase, Probability
+from modelspec.schema.metric_base import MetricSpec
+from modelspec.schema.vocabulary import tagged_union, type_tag
+
+# isort: off
+# The concept modules are imported in the order of the union (each class registers
+# itself when defined): accuracy, confusion-matrix, regression, tracked losses.
+from modelspec.schema.metrics_accuracy import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    InferredAccuracy,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+)
+from modelspec.schema.metrics_confusion import AUC, F1Score, FBetaScore, Precision, Recall
+from modelspec.schema.metrics_regression import (
+    MeanAbsoluteError,
+    MeanSquaredError,
+    R2Score,
+    RootMeanSquaredError,
+)
 from modelspec.schema.metrics_losslike import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -29,253 +55,19 @@ from modelspec.schema.metrics_losslike import (
     LogCoshError,
     SparseCategoricalCrossentropy,
 )
+# isort: on
+
+METRIC_TYPES: dict[str, type[MetricSpec]] = MetricSpec.registry
+"""Supported metric models by their `type` (Keras class names, plus `accuracy`): the
+registry itself."""
+
+_KERAS_CLASSES = [cls for cls in METRIC_TYPES.values() if cls.keras_class]
+_SHORTCUTS = [cls for cls in METRIC_TYPES.values() if not cls.keras_class]
+"""Types that are not Keras classes (`accuracy`), resolved when the metrics are built."""
 
 
-class InferredAccuracy(MetricBase):
-    """The string `accuracy`/`acc`: Binary-, Categorical- or SparseCategoricalAccuracy,
-    picked from the loss and the output shapes exactly as Keras's `compile` does."""
-
-    type: Literal["accuracy"]
-    """`accuracy`: the variant is chosen at build time."""
-    name: str = "accuracy"
-    """Name the metric is logged under (Keras: the string as written)."""
-
-
-class Accuracy(MetricBase):
-    """How often `y_pred` equals `y_true` exactly (Keras `Accuracy`; for classifier
-    accuracy write the string `accuracy`)."""
-
-    type: Literal["Accuracy"]
-    """Keras class name of the metric."""
-    name: str = "accuracy"
-    """Name the metric is logged under."""
-
-
-class BinaryAccuracy(MetricBase):
-    """How often `y_pred > threshold` equals the 0/1 label."""
-
-    type: Literal["BinaryAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "binary_accuracy"
-    """Name the metric is logged under."""
-    threshold: float = 0.5
-    """Predictions above it count as 1."""
-
-
-class CategoricalAccuracy(MetricBase):
-    """How often the arg-max of `y_pred` is the arg-max of the one-hot `y_true`."""
-
-    type: Literal["CategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "categorical_accuracy"
-    """Name the metric is logged under."""
-
-
-class SparseCategoricalAccuracy(MetricBase):
-    """How often the arg-max of `y_pred` is the integer label."""
-
-    type: Literal["SparseCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_categorical_accuracy"
-    """Name the metric is logged under."""
-
-
-class TopKCategoricalAccuracy(MetricBase):
-    """How often the one-hot label's class is among the `k` highest predictions."""
-
-    type: Literal["TopKCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "top_k_categorical_accuracy"
-    """Name the metric is logged under."""
-    k: PositiveInt = 5
-    """How many top predictions count."""
-
-
-class SparseTopKCategoricalAccuracy(MetricBase):
-    """How often the integer label is among the `k` highest predictions."""
-
-    type: Literal["SparseTopKCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_top_k_categorical_accuracy"
-    """Name the metric is logged under."""
-    k: PositiveInt = 5
-    """How many top predictions count."""
-    from_sorted_ids: bool = False
-    """True when `y_pred` already holds class ids sorted by score, not scores."""
-
-
-class _ThresholdedMetric(MetricBase):
-    thresholds: Probability | list[Probability] | None = None
-    """Threshold(s) above which a prediction is positive; a list gives one value per
-    threshold. Default 0.5 (or, with `top_k`, any value in the top k)."""
-    top_k: PositiveInt | None = None
-    """Only the k highest predictions of each sample can be positive."""
-    class_id: NonNegativeInt | None = None
-    """Compute for this class index of the last axis only."""
-
-
-class Precision(_ThresholdedMetric):
-    """TP / (TP + FP) of thresholded predictions, over all elements (or one class)."""
-
-    type: Literal["Precision"]
-    """Keras class name of the metric."""
-    name: str = "precision"
-    """Name the metric is logged under."""
-
-
-class Recall(_ThresholdedMetric):
-    """TP / (TP + FN) of thresholded predictions, over all elements (or one class)."""
-
-    type: Literal["Recall"]
-    """Keras class name of the metric."""
-    name: str = "recall"
-    """Name the metric is logged under."""
-
-
-def _upper(value: Any) -> Any:
-    return value.upper() if isinstance(value, str) else value
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-class AUC(MetricBase):
-    """Area under the ROC or precision-recall curve, from a confusion matrix per threshold."""
-
-    type: Literal["AUC"]
-    """Keras class name of the metric."""
-    name: str = "auc"
-    """Name the metric is logged under."""
-    num_thresholds: int = Field(200, gt=1)
-    """Number of evenly spaced thresholds on [0, 1] (ignored when `thresholds` is set)."""
-    curve: Annotated[Literal["ROC", "PR", "PRGAIN"], BeforeValidator(_upper)] = "ROC"
-    """Which curve: ROC, PR (precision-recall) or PRGAIN (precision-recall-gain)."""
-    summation_method: Annotated[
-        Literal["interpolation", "minoring", "majoring"], BeforeValidator(_lower)
-    ] = "interpolation"
-    """Riemann sum: `interpolation` (trapezoids; PR uses the Davis-Goadrich interpolation),
-    `minoring` (lower bound) or `majoring` (upper bound)."""
-    thresholds: list[Probability] | None = None
-    """Explicit thresholds (0 - epsilon and 1 + epsilon are added), instead of
-    `num_thresholds`."""
-    multi_label: bool = False
-    """Labels are independent: one curve per label, AUCs averaged. Otherwise all elements
-    are pooled into one curve."""
-    num_labels: PositiveInt | None = None
-    """Number of labels with `multi_label` (else taken from the output shape)."""
-    label_weights: list[Annotated[float, Field(ge=0)]] | None = None
-    """Per-label weights: weight of each label's data (pooled) or of its AUC (multi_label)."""
-    from_logits: bool = False
-    """Apply a sigmoid to `y_pred` first."""
-
-    @model_validator(mode="after")
-    def _num_labels_needs_multi_label(self) -> AUC:
-        if self.num_labels is not None and not self.multi_label:
-            raise ValueError("`num_labels` is needed only when `multi_label` is true")
-        return self
-
-
-class _FScore(MetricBase):
-    average: Literal["micro", "macro", "weighted"] | None = None
-    """null: one score per class (the result is a vector); `micro`: pool all classes;
-    `macro`: unweighted mean of class scores; `weighted`: mean weighted by class support."""
-    threshold: float | None = Field(None, gt=0, le=1)
-    """Predictions above it are positive; null: the arg-max of each row is positive."""
-
-
-class F1Score(_FScore):
-    """Harmonic mean of precision and recall per class (needs 2-D outputs)."""
-
-    type: Literal["F1Score"]
-    """Keras class name of the metric."""
-    name: str = "f1_score"
-    """Name the metric is logged under."""
-
-
-class FBetaScore(_FScore):
-    """F-beta score per class: recall counts beta times as much as precision."""
-
-    type: Literal["FBetaScore"]
-    """Keras class name of the metric."""
-    name: str = "fbeta_score"
-    """Name the metric is logged under."""
-    beta: PositiveFloat = 1.0
-    """Weight of recall relative to precision."""
-
-
-class MeanSquaredError(MetricBase):
-    """Mean of squared errors."""
-
-    type: Literal["MeanSquaredError"]
-    """Keras class name of the metric."""
-    name: str = "mean_squared_error"
-    """Name the metric is logged under."""
-
-
-class MeanAbsoluteError(MetricBase):
-    """Mean of absolute errors."""
-
-    type: Literal["MeanAbsoluteError"]
-    """Keras class name of the metric."""
-    name: str = "mean_absolute_error"
-    """Name the metric is logged under."""
-
-
-class RootMeanSquaredError(MetricBase):
-    """Square root of the mean of squared errors over everything seen."""
-
-    type: Literal["RootMeanSquaredError"]
-    """Keras class name of the metric."""
-    name: str = "root_mean_squared_error"
-    """Name the metric is logged under."""
-
-
-class R2Score(MetricBase):
-    """Coefficient of determination per output column (needs 2-D outputs)."""
-
-    type: Literal["R2Score"]
-    """Keras class name of the metric."""
-    name: str = "r2_score"
-    """Name the metric is logged under."""
-    class_aggregation: Literal["uniform_average", "variance_weighted_average"] | None = (
-        "uniform_average"
-    )
-    """How per-column scores are combined; null returns the per-column vector."""
-    num_regressors: NonNegativeInt = 0
-    """Number of independent variables, for the adjusted R2 (0: plain R2)."""
-
-
-_CLASSES: tuple[type[MetricBase], ...] = (
-    Accuracy,
-    BinaryAccuracy,
-    CategoricalAccuracy,
-    SparseCategoricalAccuracy,
-    TopKCategoricalAccuracy,
-    SparseTopKCategoricalAccuracy,
-    Precision,
-    Recall,
-    AUC,
-    F1Score,
-    FBetaScore,
-    MeanSquaredError,
-    MeanAbsoluteError,
-    RootMeanSquaredError,
-    R2Score,
-    BinaryCrossentropy,
-    CategoricalCrossentropy,
-    SparseCategoricalCrossentropy,
-    KLDivergence,
-    Hinge,
-    LogCoshError,
-    CosineSimilarity,
-)
-
-METRIC_TYPES: dict[str, type[SpecModel]] = {
-    "accuracy": InferredAccuracy,
-    **{cls.__name__: cls for cls in _CLASSES},
-}
-"""Supported metric models by their `type` (Keras class names, plus `accuracy`)."""
+def _type_names(classes: list[type[MetricSpec]]) -> list[str]:
+    return [str(type_tag(cls)) for cls in classes]
 
 
 def _keras_snake_case(name: str) -> str:
@@ -285,19 +77,13 @@ def _keras_snake_case(name: str) -> str:
 
 
 METRIC_ALIASES: dict[str, str] = {
-    **{cls.__name__: cls.__name__ for cls in _CLASSES},
-    **{_keras_snake_case(cls.__name__): cls.__name__ for cls in _CLASSES},
-    "mse": "MeanSquaredError",
-    "MSE": "MeanSquaredError",
-    "mae": "MeanAbsoluteError",
-    "MAE": "MeanAbsoluteError",
-    "bce": "BinaryCrossentropy",
-    "BCE": "BinaryCrossentropy",
-    "accuracy": "accuracy",
-    "acc": "accuracy",
+    **{cls.__name__: cls.__name__ for cls in _KERAS_CLASSES},
+    **{_keras_snake_case(cls.__name__): cls.__name__ for cls in _KERAS_CLASSES},
+    **{alias: type_tag(cls) for cls in _KERAS_CLASSES + _SHORTCUTS for alias in cls.aliases},
 }
 """Every string `keras.metrics.get` (or `compile`'s accuracy shortcut) resolves to a
-supported metric, mapped to its `type`. Case-sensitive as in Keras, except that
+supported metric, mapped to its `type`: each Keras class's name and snake-case name, then
+every class's `aliases` (the shortcut's last). Case-sensitive as in Keras, except that
 `accuracy`/`acc` match in any case."""
 
 _OTHER_KERAS_METRICS = (
@@ -319,7 +105,7 @@ def _canonical(name: str) -> str:
     if name in _OTHER_KERAS_METRICS:
         raise ValueError(
             f"Keras metric {name!r} is not supported by modelspec. "
-            f"Supported: {', '.join(cls.__name__ for cls in _CLASSES)}, accuracy."
+            f"Supported: {', '.join(_type_names(_KERAS_CLASSES + _SHORTCUTS))}."
         )
     raise ValueError(f"Unknown metric {name!r}. {choices_hint(name, list(METRIC_ALIASES))}")
 
@@ -338,32 +124,7 @@ def _coerce_metric(value: Any) -> Any:
 MetricName = Literal[tuple(METRIC_ALIASES)]  # type: ignore[valid-type]
 """The string form (JSON Schema enum for editors)."""
 
-AnyMetricSpec = Annotated[
-    InferredAccuracy
-    | Accuracy
-    | BinaryAccuracy
-    | CategoricalAccuracy
-    | SparseCategoricalAccuracy
-    | TopKCategoricalAccuracy
-    | SparseTopKCategoricalAccuracy
-    | Precision
-    | Recall
-    | AUC
-    | F1Score
-    | FBetaScore
-    | MeanSquaredError
-    | MeanAbsoluteError
-    | RootMeanSquaredError
-    | R2Score
-    | BinaryCrossentropy
-    | CategoricalCrossentropy
-    | SparseCategoricalCrossentropy
-    | KLDivergence
-    | Hinge
-    | LogCoshError
-    | CosineSimilarity,
-    Field(discriminator="type"),
-]
+AnyMetricSpec = tagged_union(MetricSpec.registry)
 """The mapping form only (what a validated spec holds)."""
 
 Metric = Annotated[
@@ -372,3 +133,35 @@ Metric = Annotated[
 ]
 """A metric as written in a spec: a Keras metric name string or a `{type: ..., ...}`
 mapping. Validates to one of the models above."""
+
+__all__ = [
+    "AUC",
+    "Accuracy",
+    "AnyMetricSpec",
+    "BinaryAccuracy",
+    "BinaryCrossentropy",
+    "CategoricalAccuracy",
+    "CategoricalCrossentropy",
+    "CosineSimilarity",
+    "F1Score",
+    "FBetaScore",
+    "Hinge",
+    "InferredAccuracy",
+    "KLDivergence",
+    "LogCoshError",
+    "METRIC_ALIASES",
+    "METRIC_TYPES",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Metric",
+    "MetricName",
+    "MetricSpec",
+    "Precision",
+    "R2Score",
+    "Recall",
+    "RootMeanSquaredError",
+    "SparseCategoricalAccuracy",
+    "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+]

@@ -7,11 +7,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from modelspec.schema.metric_base import MetricBase
+from modelspec.schema.metric_base import MetricSpec
 
 
-class BinaryCrossentropy(MetricBase):
+class BinaryCrossentropy(MetricSpec):
     """Mean binary cross-entropy (the loss, tracked as a metric)."""
+
+    aliases = ("bce", "BCE")
 
     type: Literal["BinaryCrossentropy"]
     """Keras class name of the metric."""
@@ -23,7 +25,7 @@ class BinaryCrossentropy(MetricBase):
     """Labels become `y * (1 - s) + s / 2`."""
 
 
-class CategoricalCrossentropy(MetricBase):
+class CategoricalCrossentropy(MetricSpec):
     """Mean categorical cross-entropy (the loss, tracked as a metric)."""
 
     type: Literal["CategoricalCrossentropy"]
@@ -38,7 +40,7 @@ class CategoricalCrossentropy(MetricBase):
     """The class axis."""
 
 
-class SparseCategoricalCrossentropy(MetricBase):
+class SparseCategoricalCrossentropy(MetricSpec):
     """Mean sparse categorical cross-entropy (the loss, tracked as a metric)."""
 
     type: Literal["SparseCategoricalCrossentropy"]
@@ -53,7 +55,7 @@ class SparseCategoricalCrossentropy(MetricBase):
     """The class axis."""
 
 
-class KLDivergence(MetricBase):
+class KLDivergence(MetricSpec):
     """Mean Kullback-Leibler divergence."""
 
     type: Literal["KLDivergence"]
@@ -62,7 +64,7 @@ class KLDivergence(MetricBase):
     """Name the metric is logged under."""
 
 
-class Hinge(MetricBase):
+class Hinge(MetricSpec):
     """Mean hinge loss."""
 
     type: Literal["Hinge"]
@@ -71,7 +73,7 @@ class Hinge(MetricBase):
     """Name the metric is logged under."""
 
 
-class LogCoshError(MetricBase):
+class LogCoshError(MetricSpec):
     """Mean log(cosh(error))."""
 
     type: Literal["LogCoshError"]
@@ -80,7 +82,7 @@ class LogCoshError(MetricBase):
     """Name the metric is logged under."""
 
 
-class CosineSimilarity(MetricBase):
+class CosineSimilarity(MetricSpec):
     """Mean cosine similarity (+1 = same direction; unlike the loss, not negated)."""
 
     type: Literal["CosineSimilarity"]

@@ -4,25 +4,40 @@ Each class mirrors one `keras.optimizers` class (defaults checked against the in
 Keras with `inspect.signature`), plus the arguments every Keras optimizer takes
 (clipping, weight decay, EMA, gradient accumulation) in a shared base. Keeping Keras's
 vocabulary means a Keras user's `get_config()` carries over; the runtime
-(`modelspec.runtime.optimizers`) reproduces Keras's update rules, not optax's.
+(`modelspec.runtime.optim`) reproduces Keras's update rules, not optax's.
+
+Every optimizer class registers itself in `OptimizerSpec.registry` and carries its own
+facts: `update_rule` names the runtime function that implements it, `slots` (and
+`state_slots()`) how many parameter-shaped arrays it keeps, which the memory estimate and
+the sharding plan use without importing JAX.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from modelspec.schema.base import PositiveFloat, SpecModel
+from modelspec.schema.base import PositiveFloat
 from modelspec.schema.schedules import LearningRate
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 Beta = Annotated[float, Field(ge=0, lt=1)]
 """An exponential-average decay rate in [0, 1)."""
 
 
-class OptimizerBase(SpecModel):
-    """Arguments shared by every Keras optimizer."""
+class OptimizerSpec(Registered):
+    """Arguments shared by every Keras optimizer, and the facts each optimizer class
+    declares about itself."""
+
+    registry: ClassVar[dict[str, type[OptimizerSpec]]] = {}
+    update_rule: ClassVar[str]
+    """`module:function` of the Keras update rule (`modelspec.runtime.optim`), resolved
+    with `load_reference` when the optimizer is built."""
+    slots: ClassVar[int] = 1
+    """Parameter-shaped arrays the update rule keeps with its default options (Keras's
+    optimizer variables, e.g. Adam's `momentum` and `velocity`)."""
 
     learning_rate: LearningRate = 0.001
     """A constant learning rate or a schedule mapping (`{type: CosineDecay, ...}`)."""
@@ -49,8 +64,18 @@ class OptimizerBase(SpecModel):
     """Parameters whose path (e.g. `dense_1/bias`) contains any of these substrings get
     no weight decay, as Keras's `exclude_from_weight_decay(var_names=...)`."""
 
+    def rule_slots(self) -> int:
+        """Parameter-shaped arrays the update rule keeps with these options (options that
+        add a slot, e.g. AMSGrad or RMSprop's momentum, override this)."""
+        return self.slots
+
+    def state_slots(self) -> int:
+        """Parameter-shaped arrays the optimizer keeps in all: the rule's slots, plus
+        the EMA of the weights and the gradient accumulator when they are on."""
+        return self.rule_slots() + int(self.use_ema) + int(bool(self.gradient_accumulation_steps))
+
     @model_validator(mode="after")
-    def _check_clipping(self) -> OptimizerBase:
+    def _check_clipping(self) -> OptimizerSpec:
         given = {
             name: getattr(self, name)
             for name in ("clipnorm", "clipvalue", "global_clipnorm")
@@ -65,8 +90,11 @@ class OptimizerBase(SpecModel):
         return self
 
 
-class SGD(OptimizerBase):
+class SGD(OptimizerSpec):
     """Gradient descent with optional (Nesterov) momentum (Keras `SGD`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_momentum:sgd"
+    slots = 0
 
     type: Literal["SGD"]
     """Optimizer kind."""
@@ -77,9 +105,16 @@ class SGD(OptimizerBase):
     nesterov: bool = False
     """Use Nesterov momentum."""
 
+    def rule_slots(self) -> int:
+        """Keras keeps a `momentum` slot only when `momentum` is not 0."""
+        return self.slots + int(bool(self.momentum))
 
-class Adam(OptimizerBase):
+
+class Adam(OptimizerSpec):
     """Adam (Keras `Adam`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_momentum:adam"
+    slots = 2
 
     type: Literal["Adam"]
     """Optimizer kind."""
@@ -92,6 +127,10 @@ class Adam(OptimizerBase):
     amsgrad: bool = False
     """Use the AMSGrad variant (running maximum of the second moment)."""
 
+    def rule_slots(self) -> int:
+        """AMSGrad adds `velocity_hat`, the running maximum of `velocity`."""
+        return self.slots + int(self.amsgrad)
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Keras `AdamW`): weight decay is required."""
@@ -102,8 +141,10 @@ class AdamW(Adam):
     """Decoupled weight decay: before each update, `var -= var * weight_decay * lr`."""
 
 
-class RMSprop(OptimizerBase):
+class RMSprop(OptimizerSpec):
     """RMSprop (Keras `RMSprop`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_accumulators:rmsprop"
 
     type: Literal["RMSprop"]
     """Optimizer kind."""
@@ -116,9 +157,15 @@ class RMSprop(OptimizerBase):
     centered: bool = False
     """Normalize by the estimated variance of the gradient instead of its second moment."""
 
+    def rule_slots(self) -> int:
+        """`momentum` > 0 adds a momentum slot, `centered` the average gradient."""
+        return self.slots + int(bool(self.momentum)) + int(self.centered)
 
-class Adagrad(OptimizerBase):
+
+class Adagrad(OptimizerSpec):
     """Adagrad (Keras `Adagrad`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_accumulators:adagrad"
 
     type: Literal["Adagrad"]
     """Optimizer kind."""
@@ -128,8 +175,11 @@ class Adagrad(OptimizerBase):
     """Added to the accumulator for numerical stability."""
 
 
-class Adadelta(OptimizerBase):
+class Adadelta(OptimizerSpec):
     """Adadelta (Keras `Adadelta`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_accumulators:adadelta"
+    slots = 2
 
     type: Literal["Adadelta"]
     """Optimizer kind."""
@@ -139,8 +189,11 @@ class Adadelta(OptimizerBase):
     """Added inside the square roots for numerical stability."""
 
 
-class Adamax(OptimizerBase):
+class Adamax(OptimizerSpec):
     """Adamax, Adam with the infinity norm (Keras `Adamax`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_momentum:adamax"
+    slots = 2
 
     type: Literal["Adamax"]
     """Optimizer kind."""
@@ -152,8 +205,11 @@ class Adamax(OptimizerBase):
     """Added to the denominator for numerical stability."""
 
 
-class Nadam(OptimizerBase):
+class Nadam(OptimizerSpec):
     """Adam with Nesterov momentum (Keras `Nadam`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_momentum:nadam"
+    slots = 2
 
     type: Literal["Nadam"]
     """Optimizer kind."""
@@ -165,8 +221,10 @@ class Nadam(OptimizerBase):
     """Added to the denominator for numerical stability."""
 
 
-class Lion(OptimizerBase):
+class Lion(OptimizerSpec):
     """Lion, sign of an interpolated momentum (Keras `Lion`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_momentum:lion"
 
     type: Literal["Lion"]
     """Optimizer kind."""
@@ -176,8 +234,11 @@ class Lion(OptimizerBase):
     """Decay rate of the momentum."""
 
 
-class Lamb(OptimizerBase):
+class Lamb(OptimizerSpec):
     """LAMB, Adam with a per-tensor trust ratio (Keras `Lamb`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_scaled:lamb"
+    slots = 2
 
     type: Literal["Lamb"]
     """Optimizer kind."""
@@ -189,8 +250,10 @@ class Lamb(OptimizerBase):
     """Added to the denominator for numerical stability (Keras 3's default is 1e-7)."""
 
 
-class Adafactor(OptimizerBase):
+class Adafactor(OptimizerSpec):
     """Adafactor with factored second moments (Keras `Adafactor`)."""
+
+    update_rule = "modelspec.runtime.optim.rules_scaled:adafactor"
 
     type: Literal["Adafactor"]
     """Optimizer kind."""
@@ -207,27 +270,14 @@ class Adafactor(OptimizerBase):
     whatever this flag says, so it has no numerical effect; kept for compatibility)."""
 
 
-OPTIMIZER_TYPES: dict[str, type[OptimizerBase]] = {
-    cls.__name__: cls
-    for cls in (
-        SGD,
-        Adam,
-        AdamW,
-        RMSprop,
-        Adagrad,
-        Adadelta,
-        Adamax,
-        Nadam,
-        Lion,
-        Lamb,
-        Adafactor,
-    )
-}
-"""Keras optimizer class name -> spec model."""
+OPTIMIZER_TYPES: dict[str, type[OptimizerSpec]] = OptimizerSpec.registry
+"""Keras optimizer class name -> spec model (the registry itself)."""
 
-Optimizer = Annotated[
-    SGD | Adam | AdamW | RMSprop | Adagrad | Adadelta | Adamax | Nadam | Lion | Lamb | Adafactor,
-    Field(discriminator="type"),
-]
+Optimizer = tagged_union(OptimizerSpec.registry)
 """An optimizer: a mapping with `type:` (a Keras optimizer class name) and its arguments,
 e.g. `{type: AdamW, learning_rate: 0.001, weight_decay: 0.01}`."""
+
+
+def default_optimizer() -> OptimizerSpec:
+    """What Keras's `compile()` uses when no optimizer is given: RMSprop, defaults."""
+    return RMSprop(type="RMSprop")

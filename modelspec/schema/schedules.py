@@ -2,26 +2,39 @@
 
 Each class mirrors one `keras.optimizers.schedules` class (same argument names and
 defaults) so a Keras user can copy a schedule's `get_config()` into a spec unchanged
-(minus `name`). Only descriptions live here; `modelspec.runtime.schedules` turns them into
-jittable step -> learning-rate functions with Keras's exact numerics. Ranges are checked
-by field constraints, cross-field rules by validators, so `check` catches them without
-JAX.
+(minus `name`). Only descriptions live here; `modelspec.runtime.optim.schedules` turns
+them into jittable step -> learning-rate functions with Keras's exact numerics (each class
+names its function in `builder`). Ranges are checked by field constraints, cross-field
+rules by validators, so `check` catches them without JAX.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from modelspec.schema.base import NonNegativeInt, PositiveInt, SpecModel
+from modelspec.schema.vocabulary import Registered, tagged_union
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
-class ExponentialDecay(SpecModel):
+class ScheduleSpec(Registered):
+    """Base of every learning-rate schedule; each class registers itself under its
+    `type` and names the runtime function that computes it."""
+
+    registry: ClassVar[dict[str, type[ScheduleSpec]]] = {}
+    builder: ClassVar[str]
+    """`module:function` turning the spec into a jittable `step -> learning rate`
+    function (`modelspec.runtime.optim.schedules`), resolved when the optimizer is built."""
+
+
+class ExponentialDecay(ScheduleSpec):
     """`initial_learning_rate * decay_rate ** (step / decay_steps)` (Keras
     `ExponentialDecay`); with `staircase` the exponent is floored."""
+
+    builder = "modelspec.runtime.optim.schedules:exponential_decay"
 
     type: Literal["ExponentialDecay"]
     """Schedule kind."""
@@ -35,10 +48,12 @@ class ExponentialDecay(SpecModel):
     """Decay in discrete jumps every `decay_steps` steps instead of continuously."""
 
 
-class PiecewiseConstantDecay(SpecModel):
+class PiecewiseConstantDecay(ScheduleSpec):
     """Constant rates between step boundaries (Keras `PiecewiseConstantDecay`):
     `values[0]` while `step <= boundaries[0]`, `values[i]` while
     `boundaries[i-1] < step <= boundaries[i]`, `values[-1]` after the last boundary."""
+
+    builder = "modelspec.runtime.optim.schedules:piecewise_constant_decay"
 
     type: Literal["PiecewiseConstantDecay"]
     """Schedule kind."""
@@ -65,9 +80,11 @@ class PiecewiseConstantDecay(SpecModel):
         return self
 
 
-class PolynomialDecay(SpecModel):
+class PolynomialDecay(ScheduleSpec):
     """Polynomial decay from `initial_learning_rate` to `end_learning_rate` over
     `decay_steps` (Keras `PolynomialDecay`); constant afterwards unless `cycle`."""
+
+    builder = "modelspec.runtime.optim.schedules:polynomial_decay"
 
     type: Literal["PolynomialDecay"]
     """Schedule kind."""
@@ -84,9 +101,11 @@ class PolynomialDecay(SpecModel):
     of staying at `end_learning_rate`."""
 
 
-class InverseTimeDecay(SpecModel):
+class InverseTimeDecay(ScheduleSpec):
     """`initial_learning_rate / (1 + decay_rate * step / decay_steps)` (Keras
     `InverseTimeDecay`); with `staircase` the ratio is floored."""
+
+    builder = "modelspec.runtime.optim.schedules:inverse_time_decay"
 
     type: Literal["InverseTimeDecay"]
     """Schedule kind."""
@@ -100,11 +119,13 @@ class InverseTimeDecay(SpecModel):
     """Decay in discrete jumps every `decay_steps` steps instead of continuously."""
 
 
-class CosineDecay(SpecModel):
+class CosineDecay(ScheduleSpec):
     """Optional linear warmup, then cosine decay (Keras `CosineDecay`). Without
     `warmup_target` the decay starts at `initial_learning_rate`; with it the rate goes
     linearly from `initial_learning_rate` to `warmup_target` over `warmup_steps`, then
     decays from `warmup_target` to `warmup_target * alpha` over `decay_steps`."""
+
+    builder = "modelspec.runtime.optim.schedules:cosine_decay"
 
     type: Literal["CosineDecay"]
     """Schedule kind."""
@@ -130,10 +151,12 @@ class CosineDecay(SpecModel):
         return self
 
 
-class CosineDecayRestarts(SpecModel):
+class CosineDecayRestarts(ScheduleSpec):
     """Cosine decay with warm restarts, SGDR (Keras `CosineDecayRestarts`): period `i`
     lasts `first_decay_steps * t_mul**i` steps and starts at
     `initial_learning_rate * m_mul**i`."""
+
+    builder = "modelspec.runtime.optim.schedules:cosine_decay_restarts"
 
     type: Literal["CosineDecayRestarts"]
     """Schedule kind."""
@@ -150,25 +173,10 @@ class CosineDecayRestarts(SpecModel):
     """Minimum learning rate as a fraction of `initial_learning_rate`."""
 
 
-SCHEDULE_TYPES: dict[str, type[SpecModel]] = {
-    "ExponentialDecay": ExponentialDecay,
-    "PiecewiseConstantDecay": PiecewiseConstantDecay,
-    "PolynomialDecay": PolynomialDecay,
-    "InverseTimeDecay": InverseTimeDecay,
-    "CosineDecay": CosineDecay,
-    "CosineDecayRestarts": CosineDecayRestarts,
-}
-"""Keras schedule class name -> spec model."""
+SCHEDULE_TYPES: dict[str, type[ScheduleSpec]] = ScheduleSpec.registry
+"""Keras schedule class name -> spec model (the registry itself)."""
 
-Schedule = Annotated[
-    ExponentialDecay
-    | PiecewiseConstantDecay
-    | PolynomialDecay
-    | InverseTimeDecay
-    | CosineDecay
-    | CosineDecayRestarts,
-    Field(discriminator="type"),
-]
+Schedule = tagged_union(ScheduleSpec.registry)
 """A learning-rate schedule: a mapping with `type:` (a Keras schedule class name) and
 its arguments, e.g. `{type: CosineDecay, initial_learning_rate: 0.001, decay_steps: 1000}`."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from modelspec.schema.base import PositiveInt, SpecModel
 from modelspec.schema.data import DataSpec
@@ -87,10 +87,6 @@ class Spec(SpecModel):
     """Checkpointing and resume."""
     distribution: DistributionSpec = Field(default_factory=DistributionSpec)
     """Device mesh and sharding rules."""
-
-    _source: Any = PrivateAttr(None)
-    _analysis: Any = PrivateAttr(None)
-    _blocks: Any = PrivateAttr(None)
 
     @field_validator("optimizer", mode="before")
     @classmethod

@@ -5,10 +5,15 @@ For a case (a layer as written in a spec + its input types) it checks:
 2. the variables built equal the inferred ParamInfo list (paths, shapes, axes);
 3. the parameter count equals Keras's (trainable and non-trainable);
 4. forward outputs equal Keras 3's (JAX backend) with the same weights, in inference
-   and — where the layer is deterministic in training (BatchNormalization) — in
+   and — where the layer is deterministic in training (batch statistics) — in
    training mode too, including updated moving statistics; stochastic layers
-   (Dropout...) are checked structurally in training mode;
+   (dropout) are checked structurally in training mode;
 5. spec -> canonical dump -> spec round-trips.
+
+Nothing here names a layer type: how a layer is called, which of its fields Keras
+takes at call time, and how it behaves in training come from its spec class
+(`LayerSpec.call`, `call_kwargs`, `dropout_fields`, `inverted_dropout`,
+`train_deterministic`), so a new layer type needs only its cases.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from modelspec.compiler.load import analysis, load
+from modelspec.compiler.load import load
 from modelspec.compiler.model import SpecModel, apply, flat, split, variables
+from modelspec.schema.layers import LAYER_TYPES, LayerSpec
 from modelspec.schema.spec import Spec
 
 BATCH = 3
@@ -38,11 +44,13 @@ class Case:
     layer: dict[str, Any]
     inputs: dict[str, tuple[tuple[int | None, ...], str]]
     call: dict[str, Any] = field(default_factory=dict)
-    """Extra Keras call kwargs (e.g. use_causal_mask for MultiHeadAttention)."""
-    train_deterministic: bool = False
-    """True when training mode is deterministic and must match Keras (BatchNorm)."""
-    stochastic: bool = False
-    """True when training mode draws random numbers (dropout): structural check only."""
+    """Extra Keras call kwargs (beyond the spec class's `call_kwargs` fields)."""
+    train_deterministic: bool | None = None
+    """True when training mode is deterministic and must match Keras (batch statistics).
+    None: the spec class's `train_deterministic`."""
+    stochastic: bool | None = None
+    """True when training mode draws random numbers (dropout): structural check only.
+    None: the layer's `stochastic` (a dropout rate above zero)."""
     atol: float = 1e-5
     int_high: int = 10
 
@@ -73,10 +81,15 @@ def make_inputs(case: Case, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
+def spec_class(layer: dict[str, Any]) -> type[LayerSpec]:
+    return LAYER_TYPES[layer["type"]]
+
+
 def keras_layer(layer: dict[str, Any]) -> keras.layers.Layer:
-    args = {
-        k: v for k, v in layer.items() if k not in ("type", "name", "inputs", "use_causal_mask")
-    }
+    """The Keras layer of a spec mapping: its fields are the constructor arguments, except
+    those Keras takes at call time (the spec class's `call_kwargs`)."""
+    skip = ("type", "name", "inputs", *spec_class(layer).call_kwargs)
+    args = {k: v for k, v in layer.items() if k not in skip}
     for k, v in list(args.items()):
         if isinstance(v, dict) and "type" in v:  # initializer config
             cfg = {a: b for a, b in v.items() if a != "type"}
@@ -84,28 +97,33 @@ def keras_layer(layer: dict[str, Any]) -> keras.layers.Layer:
     return getattr(keras.layers, layer["type"])(**args)
 
 
+def keras_call_kwargs(layer: LayerSpec) -> dict[str, Any]:
+    """The spec fields Keras takes as call arguments, with their values."""
+    return {k: getattr(layer, k) for k in type(layer).call_kwargs}
+
+
 def keras_call(case: Case, klayer, x: dict[str, np.ndarray], training: bool):
-    layer = case.layer
-    given = layer.get("inputs", next(iter(case.inputs)))
-    kw = dict(case.call)
-    if layer["type"] == "MultiHeadAttention":
-        kw["use_causal_mask"] = layer.get("use_causal_mask", False)
-        if isinstance(given, str):
-            given = {"query": given, "value": given}
-        if isinstance(given, list):
-            given = dict(zip(("query", "value", "key"), given, strict=False))
-        return klayer(**{a: x[r] for a, r in given.items()}, training=training, **kw)
-    if isinstance(given, list):
-        return klayer([x[r] for r in given], training=training, **kw)
-    return klayer(x[given], training=training, **kw)
+    """Call the Keras layer the way the spec class's call kind binds the case's inputs."""
+    layer = spec_class(case.layer).model_validate(case.layer)
+    given = case.layer.get("inputs", next(iter(case.inputs)))
+    _, args, problem = layer.call.bind(layer.type, given)
+    assert problem is None, f"{case.id}: {problem}"
+    kw = {**keras_call_kwargs(layer), **case.call}
+    return layer.call.invoke(klayer, args, x, training=training, **kw)
 
 
 def run_case(case: Case) -> None:
     rng = np.random.default_rng(0)
     spec = load(spec_for(case))
-    an = analysis(spec)
+    an = load(spec)
     node = an.graph.nodes[0]
     inferred = an.shapes[node.name]
+    stochastic = node.layer.stochastic if case.stochastic is None else case.stochastic
+    train_deterministic = (
+        type(node.layer).train_deterministic
+        if case.train_deterministic is None
+        else case.train_deterministic
+    )
     model = SpecModel(spec, seed=0)
     x = make_inputs(case, rng)
 
@@ -164,11 +182,11 @@ def run_case(case: Case) -> None:
             training=training,
         )
         ours = np.asarray(ours[node.name])
-        if training and case.stochastic:
+        if training and stochastic:
             ref = np.asarray(keras_call(case, klayer, x, training=False))
             _structural_dropout(case, ours, ref)
             continue
-        if training and not case.train_deterministic:
+        if training and not train_deterministic:
             continue
         ref = np.asarray(keras_call(case, klayer, x, training=training))
         np.testing.assert_allclose(
@@ -205,11 +223,13 @@ def _assign(state, values: dict[str, np.ndarray]):
 
 
 def _structural_dropout(case: Case, ours: np.ndarray, reference: np.ndarray) -> None:
-    """Training-mode dropout: each element is 0 or the inference output / (1 - rate)."""
-    rate = case.layer.get("rate", case.layer.get("dropout", 0.0))
-    if case.layer["type"] != "Dropout":
+    """Training-mode dropout: each element is 0 or the inference output / (1 - rate)
+    for layers whose spec class says `inverted_dropout`; finite outputs for the rest."""
+    cls = spec_class(case.layer)
+    if not cls.inverted_dropout:
         assert np.all(np.isfinite(ours)), case.id
         return
+    rate = getattr(cls.model_validate(case.layer), cls.dropout_fields[0])
     scaled = reference / (1.0 - rate)
     ok = np.isclose(ours, 0.0, atol=1e-6) | np.isclose(ours, scaled, atol=1e-5, rtol=1e-5)
     assert ok.all(), f"{case.id}: dropout output not in {{0, x/(1-rate)}}"

@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.registry import builder
-from modelspec.compiler.layers.sharding import constrain
+from modelspec.compiler.layers.constraints import constrain
 
 _PROJECTION_FANS = ((0,), (1, 2))
 _OUTPUT_FANS = ((0, 1), (2,))
@@ -32,7 +31,6 @@ def causal_mask(t: int, s: int) -> jax.Array:
     return jnp.arange(t)[:, None] >= jnp.arange(s)[None, :]
 
 
-@builder("MultiHeadAttention")
 class MultiHeadAttention(Layer):
     """Scaled dot-product attention over `num_heads` heads with learned projections."""
 

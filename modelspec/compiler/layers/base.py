@@ -1,7 +1,7 @@
 """What every built layer shares: variables created from the inferred ParamInfo list.
 
-Shape inference already decided each variable's path, shape and logical axes; builders
-only choose initializers. Creating variables from that list guarantees that what
+Shape inference (the spec's `infer`) already decided each variable's path, shape and
+logical axes; NNX layers only choose initializers. Creating variables from that list guarantees that what
 `summary` promises is exactly what gets built (the conformance tests check it).
 """
 
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from modelspec.compiler.layers.initializers import initialize
-from modelspec.compiler.types import ParamInfo
+from modelspec.schema.tensors import ParamInfo
 
 
 class Frozen(nnx.Variable):

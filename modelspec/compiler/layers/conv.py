@@ -15,20 +15,15 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.registry import builder
-from modelspec.compiler.layers.sharding import constrain
+from modelspec.compiler.layers.constraints import constrain
+from modelspec.schema.layers.shape_math import int_tuple
 
 _DIMENSIONS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
-def _tuple(value: int | list[int], n: int) -> tuple[int, ...]:
-    """Keras's int-or-list arguments (shape inference already checked the length)."""
-    return (value,) * n if isinstance(value, int) else tuple(value)
-
-
 def as_float(x: jax.Array) -> jax.Array:
     """Keras layers compute in float32 (its default dtype policy casts float inputs, and
-    conv casts ints to the kernel's dtype); float64 is kept as the shape rule says."""
+    conv casts ints to the kernel's dtype); float64 is kept as `infer` says."""
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
@@ -39,9 +34,9 @@ class _Conv(Layer):
 
     def __init__(self, spec, x, shape, key):
         n = self.rank
-        self.kernel_size = _tuple(spec.kernel_size, n)
-        self.strides = _tuple(spec.strides, n)
-        self.dilation = _tuple(spec.dilation_rate, n)
+        self.kernel_size = int_tuple(spec.kernel_size, n, "kernel_size")
+        self.strides = int_tuple(spec.strides, n, "strides")
+        self.dilation = int_tuple(spec.dilation_rate, n, "dilation_rate")
         self.padding = spec.padding
         self.groups = spec.groups
         self.act = spec.activation
@@ -73,14 +68,12 @@ class _Conv(Layer):
         return activation(self.act)(y)
 
 
-@builder("Conv1D")
 class Conv1D(_Conv):
     """(batch, steps, channels) -> (batch, new_steps, filters); padding valid/same/causal."""
 
     rank = 1
 
 
-@builder("Conv2D")
 class Conv2D(_Conv):
     """(batch, height, width, channels) -> (batch, new_h, new_w, filters)."""
 

@@ -1,4 +1,5 @@
-"""Core layers: Dense, Activation, Dropout, Flatten, Reshape, Rescaling, Embedding."""
+"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding (NNX side of
+`schema/layers/core.py`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.registry import builder
-from modelspec.compiler.layers.sharding import constrain
+from modelspec.compiler.layers.constraints import constrain
 
 
-@builder("Dense")
 class Dense(Layer):
     def __init__(self, spec, x, shape, key):
         self.act = spec.activation
@@ -28,7 +27,6 @@ class Dense(Layer):
         return activation(self.act)(y)
 
 
-@builder("Activation")
 class Activation(Layer):
     def __init__(self, spec, x, shape, key):
         self.act = spec.activation
@@ -37,7 +35,6 @@ class Activation(Layer):
         return activation(self.act)(x.astype(jnp.promote_types(x.dtype, jnp.float32)))
 
 
-@builder("Dropout")
 class Dropout(Layer):
     def __init__(self, spec, x, shape, key):
         self.rate = float(spec.rate)
@@ -57,25 +54,6 @@ class Dropout(Layer):
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 
-@builder("Flatten")
-class Flatten(Layer):
-    def __init__(self, spec, x, shape, key):
-        pass
-
-    def __call__(self, x, *, training=False, rngs=None):
-        return x.reshape(x.shape[0], -1)
-
-
-@builder("Reshape")
-class Reshape(Layer):
-    def __init__(self, spec, x, shape, key):
-        self.target = tuple(d if d is not None else -1 for d in shape.output.shape[1:])
-
-    def __call__(self, x, *, training=False, rngs=None):
-        return x.reshape(x.shape[0], *self.target)
-
-
-@builder("Rescaling")
 class Rescaling(Layer):
     def __init__(self, spec, x, shape, key):
         self.scale, self.offset = float(spec.scale), float(spec.offset)
@@ -84,7 +62,6 @@ class Rescaling(Layer):
         return x.astype(jnp.promote_types(x.dtype, jnp.float32)) * self.scale + self.offset
 
 
-@builder("Embedding")
 class Embedding(Layer):
     def __init__(self, spec, x, shape, key):
         self.create(shape.params, key, {"embeddings": spec.embeddings_initializer})

@@ -1,10 +1,10 @@
 """Merge layers: Add, Multiply, Concatenate. They take a list of tensors.
 
-Every input is first cast to the output dtype the shape rule declared (float32 when
+Every input is first cast to the output dtype the spec's `infer` declared (float32 when
 any input is a float — Keras's float32 policy autocasts float16/bfloat16 inputs — else
 the common integer type), so the result's dtype is exactly what `summary` promised and
 half-precision inputs are summed in float32 as in Keras. Add/Multiply fold left to
-right like Keras's `_merge_function`; size-1 axes broadcast as the shape rule allows.
+right like Keras's `_merge_function`; size-1 axes broadcast as `infer` allows.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.registry import builder
 
 
 class _Merge(Layer):
@@ -25,19 +24,16 @@ class _Merge(Layer):
         return [x.astype(self.dtype) for x in xs]
 
 
-@builder("Add")
 class Add(_Merge):
     def __call__(self, xs, *, training=False, rngs=None):
         return functools.reduce(jnp.add, self._cast(xs))
 
 
-@builder("Multiply")
 class Multiply(_Merge):
     def __call__(self, xs, *, training=False, rngs=None):
         return functools.reduce(jnp.multiply, self._cast(xs))
 
 
-@builder("Concatenate")
 class Concatenate(_Merge):
     def __init__(self, spec, xs, shape, key):
         super().__init__(spec, xs, shape, key)

@@ -18,13 +18,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.conv import as_float
-from modelspec.compiler.layers.registry import builder
-
-
-def _positive(axes: int | list[int], rank: int) -> tuple[int, ...]:
-    """Sorted non-negative axes (the order of the shape rule's gamma/beta dims)."""
-    axes = [axes] if isinstance(axes, int) else axes
-    return tuple(sorted({a + rank if a < 0 else a for a in axes}))
+from modelspec.schema.layers.shape_math import normalize_axes
 
 
 def _normalize(x, mean, var, gamma, beta, epsilon):
@@ -48,10 +42,9 @@ class _Normalization(Layer):
         return getattr(self, name)[...].astype(dtype).reshape(self.broadcast)
 
 
-@builder("BatchNormalization")
 class BatchNormalization(_Normalization):
     def __init__(self, spec, x, shape, key):
-        (self.axis,) = _positive(spec.axis, x.rank)
+        (self.axis,) = normalize_axes(spec.axis, x)
         self.reduce = tuple(a for a in range(x.rank) if a != self.axis)
         self.broadcast = tuple(-1 if a == self.axis else 1 for a in range(x.rank))
         self.momentum = float(spec.momentum)
@@ -86,7 +79,6 @@ class BatchNormalization(_Normalization):
         )
 
 
-@builder("LayerNormalization")
 class LayerNormalization(_Normalization):
     """Per-sample normalization over `axis`.
 
@@ -96,7 +88,7 @@ class LayerNormalization(_Normalization):
     """
 
     def __init__(self, spec, x, shape, key):
-        self.axes = _positive(spec.axis, x.rank)
+        self.axes = normalize_axes(spec.axis, x)  # the order of gamma/beta's axes
         self.broadcast = tuple(x.shape[a] if a in self.axes else 1 for a in range(x.rank))
         self.epsilon = float(spec.epsilon)
         self.rms_scaling = bool(spec.rms_scaling)

@@ -17,11 +17,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.conv import as_float
-from modelspec.compiler.layers.registry import builder
-
-
-def _window(value: int | list[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (value[0], value[1])
+from modelspec.schema.layers.shape_math import int_tuple
 
 
 def _lowest(dtype) -> float | int | bool:
@@ -37,8 +33,8 @@ def _lowest(dtype) -> float | int | bool:
 
 class _Pool2D(Layer):
     def __init__(self, spec, x, shape, key):
-        pool = _window(spec.pool_size)
-        strides = _window(spec.strides) if spec.strides is not None else pool
+        pool = int_tuple(spec.pool_size, 2, "pool_size")
+        strides = int_tuple(spec.strides, 2, "strides") if spec.strides is not None else pool
         self.dims = (1, *pool, 1)
         self.strides = (1, *strides, 1)
         self.padding = spec.padding.upper()
@@ -47,7 +43,6 @@ class _Pool2D(Layer):
         return jax.lax.reduce_window(x, init, fn, self.dims, self.strides, self.padding)
 
 
-@builder("MaxPooling2D")
 class MaxPooling2D(_Pool2D):
     """Max over each window; integer inputs stay integers (as in Keras)."""
 
@@ -57,7 +52,6 @@ class MaxPooling2D(_Pool2D):
         return self._reduce(x, _lowest(x.dtype), jax.lax.max)
 
 
-@builder("AveragePooling2D")
 class AveragePooling2D(_Pool2D):
     """Mean over each window's real (non-padded) elements."""
 
@@ -83,11 +77,9 @@ class _GlobalAverage(Layer):
         return jnp.mean(as_float(x), axis=self.axes, keepdims=self.keepdims)
 
 
-@builder("GlobalAveragePooling1D")
 class GlobalAveragePooling1D(_GlobalAverage):
     axes = (1,)
 
 
-@builder("GlobalAveragePooling2D")
 class GlobalAveragePooling2D(_GlobalAverage):
     axes = (1, 2)

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.layers.initializers import initialize
-from modelspec.compiler.layers.registry import builder
 
 
 def _masks(rngs, rate: float, count: int, shape: tuple[int, ...], dtype) -> jax.Array | None:
@@ -148,7 +147,6 @@ class _Recurrent(Layer):
         return carry[0] if isinstance(carry, tuple) else carry
 
 
-@builder("LSTM")
 class LSTM(_Recurrent):
     """Keras LSTM: c = f*c + i*act(zc), h = o*act(c), gates i, f, c, o."""
 
@@ -185,7 +183,6 @@ class LSTM(_Recurrent):
         return (h, c), h
 
 
-@builder("GRU")
 class GRU(_Recurrent):
     """Keras GRU, gates z, r, h; h' = z*h + (1-z)*hh. With `reset_after` the reset gate
     multiplies the (biased) recurrent projection; without it, it multiplies the state

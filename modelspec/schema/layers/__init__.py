@@ -1,80 +1,40 @@
-"""All layer specs, one discriminated union on `type:` (the Keras class name)."""
+"""All layer specs: the family modules, and the discriminated union on `type:`.
+
+Importing a family module defines (and so registers) its spec classes. FAMILIES is the
+one central list, like `keras/src/layers/__init__.py`, and its order is the order of
+the union (and of the type names a hint lists). The union `Layer`, LAYER_TYPES and
+LAYER_CLASSES are generated from the registry, so a new layer type in an existing
+family is its spec class, its NNX class and its conformance cases — no edit here or in
+the JSON Schema.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
 
-from pydantic import Field
+from modelspec.schema.layers.base import LAYER_REGISTRY, LayerSpec
+from modelspec.schema.vocabulary import tagged_union
 
-from modelspec.schema.layers.attention import MultiHeadAttention
-from modelspec.schema.layers.conv import Conv1D, Conv2D
-from modelspec.schema.layers.core import (
-    Activation,
-    Dense,
-    Dropout,
-    Embedding,
-    Flatten,
-    Rescaling,
-    Reshape,
+FAMILIES = (
+    "core",
+    "reshaping",
+    "conv",
+    "pooling",
+    "normalization",
+    "recurrent",
+    "attention",
+    "merging",
 )
-from modelspec.schema.layers.merging import Add, Concatenate, Multiply
-from modelspec.schema.layers.normalization import BatchNormalization, LayerNormalization
-from modelspec.schema.layers.pooling import (
-    AveragePooling2D,
-    GlobalAveragePooling1D,
-    GlobalAveragePooling2D,
-    MaxPooling2D,
-)
-from modelspec.schema.layers.recurrent import GRU, LSTM
+"""The family modules of `modelspec.schema.layers`, in union order."""
 
-LAYER_CLASSES = (
-    Dense,
-    Activation,
-    Dropout,
-    Flatten,
-    Reshape,
-    Rescaling,
-    Embedding,
-    Conv1D,
-    Conv2D,
-    MaxPooling2D,
-    AveragePooling2D,
-    GlobalAveragePooling1D,
-    GlobalAveragePooling2D,
-    BatchNormalization,
-    LayerNormalization,
-    LSTM,
-    GRU,
-    MultiHeadAttention,
-    Add,
-    Concatenate,
-    Multiply,
-)
-LAYER_TYPES: dict[str, type] = {cls.__name__: cls for cls in LAYER_CLASSES}
+for _family in FAMILIES:
+    importlib.import_module(f"{__name__}.{_family}")
 
-Layer = Annotated[
-    Dense
-    | Activation
-    | Dropout
-    | Flatten
-    | Reshape
-    | Rescaling
-    | Embedding
-    | Conv1D
-    | Conv2D
-    | MaxPooling2D
-    | AveragePooling2D
-    | GlobalAveragePooling1D
-    | GlobalAveragePooling2D
-    | BatchNormalization
-    | LayerNormalization
-    | LSTM
-    | GRU
-    | MultiHeadAttention
-    | Add
-    | Concatenate
-    | Multiply,
-    Field(discriminator="type"),
-]
+LAYER_TYPES: dict[str, type[LayerSpec]] = dict(LAYER_REGISTRY)
+"""Keras type name -> spec class."""
+LAYER_CLASSES: tuple[type[LayerSpec], ...] = tuple(LAYER_TYPES.values())
 
-__all__ = ["LAYER_CLASSES", "LAYER_TYPES", "Layer", *LAYER_TYPES]
+Layer = tagged_union(LAYER_TYPES)
+"""Any layer spec, chosen by its `type:`."""
+
+__all__ = ["FAMILIES", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "LayerSpec"]

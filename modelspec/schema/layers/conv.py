@@ -1,20 +1,34 @@
-"""Convolutions (channels-last, as Keras's default data_format)."""
+"""Convolutions: Conv1D, Conv2D (channels-last, as Keras's default data_format)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.common import Activation as ActivationFn
-from modelspec.schema.common import Initializer, LayerBase
+from modelspec.schema.common import Initializer
+from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.shape_math import (
+    float_out,
+    int_tuple,
+    known_last,
+    need_rank,
+    window_out,
+)
+from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 IntOr1 = PositiveInt | list[PositiveInt]
 IntOr2 = PositiveInt | list[PositiveInt]
+_NNX = "modelspec.compiler.layers.conv:"
 
 
-class _Conv(LayerBase):
+class _Conv(LayerSpec):
+    """Shared by Conv1D and Conv2D; `rank` is the number of spatial axes."""
+
+    rank: ClassVar[int] = 0
+    axes_names: ClassVar[str] = ""
     filters: PositiveInt
     """Number of output channels."""
     activation: ActivationFn | None = None
@@ -28,10 +42,51 @@ class _Conv(LayerBase):
     bias_initializer: Initializer = "zeros"
     """Initializer of the bias."""
 
+    def infer(self, x: TensorType) -> LayerShape:
+        n = self.rank
+        need_rank(x, n + 2, f"(batch, {self.axes_names}, channels)")
+        k = int_tuple(self.kernel_size, n, "kernel_size")
+        s = int_tuple(self.strides, n, "strides")
+        d = int_tuple(self.dilation_rate, n, "dilation_rate")
+        if max(s) > 1 and max(d) > 1:
+            raise ShapeError(
+                "strides > 1 cannot be combined with dilation_rate > 1 (as in Keras)",
+                field="strides",
+                received=f"strides={self.strides}",
+            )
+        c = known_last(x)
+        g = self.groups
+        if c % g or self.filters % g:
+            raise ShapeError(
+                f"input channels ({c}) and filters ({self.filters}) must both be divisible "
+                "by groups",
+                field="groups",
+                received=f"groups={g}",
+            )
+        spatial = tuple(
+            window_out(x.shape[1 + i], k[i], s[i], d[i], self.padding) for i in range(n)
+        )
+        if any(o == 0 for o in spatial):
+            raise ShapeError(
+                f"the input {x} is smaller than the kernel {list(k)} with padding='valid'",
+                field="kernel_size",
+                received=f"kernel_size={self.kernel_size}",
+                hint="Use a smaller kernel_size or padding: same.",
+            )
+        axes = (None,) * n + ("conv_in", "conv_out")
+        params = [ParamInfo("kernel", (*k, c // g, self.filters), axes)]
+        if self.use_bias:
+            params.append(ParamInfo("bias", (self.filters,), ("conv_out",)))
+        out = TensorType((x.shape[0], *spatial, self.filters), float_out(x))
+        return LayerShape(out, tuple(params))
+
 
 class Conv1D(_Conv):
     """1D convolution over (batch, steps, channels)."""
 
+    nnx: ClassVar[str] = _NNX + "Conv1D"
+    rank: ClassVar[int] = 1
+    axes_names: ClassVar[str] = "steps"
     type: Literal["Conv1D"]
     kernel_size: IntOr1 = Field(json_schema_extra={"examples": [3]})
     """Length of the convolution window (an int or a 1-element list)."""
@@ -47,6 +102,9 @@ class Conv1D(_Conv):
 class Conv2D(_Conv):
     """2D convolution over (batch, height, width, channels)."""
 
+    nnx: ClassVar[str] = _NNX + "Conv2D"
+    rank: ClassVar[int] = 2
+    axes_names: ClassVar[str] = "height, width"
     type: Literal["Conv2D"]
     kernel_size: IntOr2
     """Window size: an int (square) or [height, width]."""

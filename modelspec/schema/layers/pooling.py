@@ -1,14 +1,22 @@
-"""Pooling layers (channels-last)."""
+"""Pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D
+(channels-last)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from modelspec.schema.base import PositiveInt
-from modelspec.schema.common import LayerBase
+from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.shape_math import float_out, int_tuple, need_rank, window_out
+from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
+
+_NNX = "modelspec.compiler.layers.pooling:"
 
 
-class _Pool2D(LayerBase):
+class _Pool2D(LayerSpec):
+    """Shared by the 2D window poolings."""
+
+    keeps_integers: ClassVar[bool] = False
     pool_size: PositiveInt | list[PositiveInt] = 2
     """Window size: an int (square) or [height, width]."""
     strides: PositiveInt | list[PositiveInt] | None = None
@@ -16,30 +24,71 @@ class _Pool2D(LayerBase):
     padding: Literal["valid", "same"] = "valid"
     """`valid` or `same`."""
 
+    def infer(self, x: TensorType) -> LayerShape:
+        need_rank(x, 4, "(batch, height, width, channels)")
+        p = int_tuple(self.pool_size, 2, "pool_size")
+        s = int_tuple(self.strides if self.strides is not None else p, 2, "strides")
+        spatial = tuple(window_out(x.shape[1 + i], p[i], s[i], 1, self.padding) for i in range(2))
+        if any(o == 0 for o in spatial):
+            raise ShapeError(
+                f"the input {x} is smaller than pool_size {list(p)}",
+                field="pool_size",
+                received=f"pool_size={self.pool_size}",
+                hint="Use a smaller pool_size or padding: same.",
+            )
+        # Max pooling keeps integer inputs integer (as Keras does); averages are floats.
+        dtype = x.dtype if self.keeps_integers and not x.is_float else float_out(x)
+        return LayerShape(TensorType((x.shape[0], *spatial, x.shape[3]), dtype))
+
 
 class MaxPooling2D(_Pool2D):
     """Max over each window of (batch, height, width, channels)."""
 
+    nnx: ClassVar[str] = _NNX + "MaxPooling2D"
+    keeps_integers: ClassVar[bool] = True
     type: Literal["MaxPooling2D"]
 
 
 class AveragePooling2D(_Pool2D):
     """Mean over each window; with `same` padding the mean counts real pixels only."""
 
+    nnx: ClassVar[str] = _NNX + "AveragePooling2D"
     type: Literal["AveragePooling2D"]
 
 
-class GlobalAveragePooling1D(LayerBase):
+class _GlobalAverage(LayerSpec):
+    """Mean over every spatial axis; `rank` is their number."""
+
+    rank: ClassVar[int] = 0
+    axes_names: ClassVar[str] = ""
+
+    def infer(self, x: TensorType) -> LayerShape:
+        n = self.rank
+        need_rank(x, n + 2, f"(batch, {self.axes_names}, channels)")
+        if self.keepdims:
+            shape = (x.shape[0], *((1,) * n), x.shape[-1])
+        else:
+            shape = (x.shape[0], x.shape[-1])
+        return LayerShape(TensorType(shape, float_out(x)))
+
+
+class GlobalAveragePooling1D(_GlobalAverage):
     """Mean over the steps axis of (batch, steps, features)."""
 
+    nnx: ClassVar[str] = _NNX + "GlobalAveragePooling1D"
+    rank: ClassVar[int] = 1
+    axes_names: ClassVar[str] = "steps"
     type: Literal["GlobalAveragePooling1D"]
     keepdims: bool = False
     """Keep the pooled axis with length 1."""
 
 
-class GlobalAveragePooling2D(LayerBase):
+class GlobalAveragePooling2D(_GlobalAverage):
     """Mean over height and width of (batch, height, width, channels)."""
 
+    nnx: ClassVar[str] = _NNX + "GlobalAveragePooling2D"
+    rank: ClassVar[int] = 2
+    axes_names: ClassVar[str] = "height, width"
     type: Literal["GlobalAveragePooling2D"]
     keepdims: bool = False
     """Keep the pooled axes with length 1."""

@@ -1,0 +1,130 @@
+"""The training objective of a spec: one loss per output (weighted), and metrics.
+
+Everything here is pure and jit-friendly: metric states are pytrees accumulated on
+device inside the step, and read by the host only when results are logged. Padded rows
+of the last batch (mask 0) are excluded from losses and metrics, so a padded batch
+counts exactly like Keras's smaller last batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from modelspec.compiler.checked import CheckedSpec
+from modelspec.errors import Diagnostic, SpecError
+from modelspec.runtime.objective.losses import LossFn, build_loss
+from modelspec.runtime.objective.metrics import Mean, MetricFn, build_metrics
+
+
+def losses_by_output(spec: CheckedSpec) -> dict[str, Any]:
+    """`loss:` as output name -> loss spec (a single loss applies to every output)."""
+    outputs = spec.graph.outputs
+    if spec.loss is None:
+        raise SpecError.single(
+            Diagnostic.at(
+                spec.locate(()),
+                ("loss",),
+                "training needs a loss",
+                hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, from_logits: true}`.",
+            )
+        )
+    if isinstance(spec.loss, dict):
+        errors = []
+        for name in spec.loss:
+            if name not in outputs:
+                errors.append(
+                    spec.error(
+                        ("loss", name),
+                        f"'{name}' is not a model output",
+                        hint="Model outputs: " + ", ".join(outputs) + ".",
+                    )
+                )
+        if errors:
+            raise SpecError(errors)
+        return dict(spec.loss)
+    return dict.fromkeys(outputs, spec.loss)
+
+
+@dataclass(frozen=True)
+class Objective:
+    losses: dict[str, LossFn]
+    weights: dict[str, float]
+    metrics: dict[str, list[MetricFn]]
+    loss_mean: Mean
+
+    def total_loss(
+        self, outputs: dict[str, jax.Array], targets: dict[str, jax.Array], mask: jax.Array
+    ) -> jax.Array:
+        total = jnp.float32(0.0)
+        for name, loss in self.losses.items():
+            values, keep = loss.per_sample_with_mask(targets[name], outputs[name])
+            row = _expand(mask > 0, values.shape)
+            keep = row if keep is None else (keep & row)
+            total = total + self.weights[name] * loss.reduce(values, None, keep)
+        return total
+
+    def init_metrics(self) -> dict[str, Any]:
+        state = {"loss": self.loss_mean.init()}
+        for out, fns in self.metrics.items():
+            for fn in fns:
+                state[self.key(out, fn)] = fn.init()
+        return state
+
+    def key(self, output: str, fn: MetricFn) -> str:
+        return fn.name if len(self.metrics) == 1 else f"{output}_{fn.name}"
+
+    def update_metrics(self, state, loss, outputs, targets, mask) -> dict[str, Any]:
+        new = dict(state)
+        new["loss"] = self.loss_mean.update(state["loss"], loss, jnp.sum(mask))
+        for out, fns in self.metrics.items():
+            weight = _expand(mask, targets[out].shape[:1] if targets[out].ndim else ())
+            for fn in fns:
+                k = self.key(out, fn)
+                new[k] = fn.update(state[k], targets[out], outputs[out], weight)
+        return new
+
+    def results(self, state) -> dict[str, jax.Array]:
+        out = {"loss": self.loss_mean.result(state["loss"])}
+        for o, fns in self.metrics.items():
+            for fn in fns:
+                k = self.key(o, fn)
+                out[k] = fn.result(state[k])
+        return out
+
+
+def _expand(mask: jax.Array, shape) -> jax.Array:
+    """Broadcast a per-row mask (batch,) to per-sample values (batch, ...)."""
+    return jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (len(shape) - 1)), shape)
+
+
+def build_objective(spec: CheckedSpec) -> Objective:
+    an = spec
+    per_output = losses_by_output(spec)
+    losses = {name: build_loss(s) for name, s in per_output.items()}
+    weights = {name: float((spec.loss_weights or {}).get(name, 1.0)) for name in losses}
+    outputs = {name: an.shapes[name].output if name in an.shapes else None for name in losses}
+    metric_specs = spec.metrics
+    if isinstance(metric_specs, list):
+        metric_specs = {name: metric_specs for name in losses}
+    metrics: dict[str, list[MetricFn]] = {}
+    for out, specs in metric_specs.items():
+        if out not in losses:
+            raise SpecError.single(
+                spec.error(
+                    ("metrics", out),
+                    f"'{out}' is not a model output with a loss",
+                    hint="Outputs: " + ", ".join(losses) + ".",
+                )
+            )
+        shape = outputs[out].shape if outputs[out] is not None else None
+        try:
+            metrics[out] = build_metrics(
+                specs, per_output[out], y_pred_shape=shape, y_true_shape=shape
+            )
+        except ValueError as exc:
+            raise SpecError.single(spec.error(("metrics",), str(exc))) from None
+    return Objective(losses, weights, metrics, Mean())

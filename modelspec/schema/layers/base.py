@@ -1,0 +1,113 @@
+"""`LayerSpec`, the one contract every layer type fulfils, and the registry of types.
+
+A layer type is one spec class in its family module (`schema/layers/<family>.py`) plus
+the NNX class its `nnx` reference names (`compiler/layers/<family>.py`); defining the
+spec class registers it, so nothing else lists layer types.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from modelspec.schema.common import InputRef
+from modelspec.schema.layers.calls import Call, Single
+from modelspec.schema.tensors import LayerShape, TensorType
+from modelspec.schema.vocabulary import Registered, type_tag
+
+Inputs = TensorType | list[TensorType] | dict[str, TensorType]
+"""What `infer` receives: per the call kind, one type, a list, or a dict by argument."""
+
+
+class LayerSpec(Registered):
+    """The layer contract: one Keras layer type, from its YAML form to its NNX module.
+
+    A subclass is the single place that says what a layer type is. Its parts, in the
+    order a spec goes through them:
+
+    1. **Fields** — the Keras constructor arguments, as pydantic fields with Keras's
+       names and defaults; each field's attribute docstring is its user documentation
+       (JSON Schema description). `type: Literal["<KerasClassName>"]` is the
+       discriminator. Every layer also has `name`, `inputs` and `trainable` (below).
+       Validation here is per field (ranges, choices); anything that depends on the
+       input tensors belongs to `infer`.
+    2. **Call kind** — `call` (class variable): `Single()` for `layer(x)`, `Merge()` for
+       `layer([a, b, ...])`, `Named(names, required)` for `layer(query=q, value=v)`.
+       The graph binds the spec's `inputs:` against it (`calls.py`), so a wrong form is
+       reported at `inputs` with the form the layer expects.
+    3. **Shape inference** — `infer(inputs) -> LayerShape`, pure Python: given the
+       input TensorType(s) in the call kind's form (one, a list, or a dict by argument
+       name) it returns the output type (shape with the batch axis first, dtype) and the
+       ParamInfo list of every variable the layer will own — path (Keras's weight name),
+       shape, logical axes (for sharding), collection (`params` or `batch_stats`). It
+       raises ShapeError (with `field=` the argument at fault, or "inputs") for inputs
+       the layer cannot take; helpers are in `shape_math.py`. `check` and `summary`
+       stop here and never import JAX.
+    4. **Build** — `nnx` (class variable): "module:Class" of the Flax NNX class that
+       implements the layer, imported only when a model is built. It is constructed as
+       `Class(spec, inputs, shape, key)` and creates exactly the variables of
+       `shape.params` (the conformance harness checks paths, shapes and axes).
+    5. **Call** — the NNX module's `__call__(x, *, training, rngs)` (a list for
+       `Merge`, keyword tensors for `Named`) returns what Keras 3 returns for the same
+       weights; `training` switches dropout and batch statistics, `rngs.dropout()`
+       draws randomness.
+    6. (Later: ONNX lowering.)
+
+    Behaviour the Keras-twin tests must know, as class variables:
+    `call_kwargs` (fields Keras takes at call time, not in the constructor),
+    `dropout_fields` (rates that make training mode random when > 0),
+    `inverted_dropout` (training output is the inference output with elements zeroed
+    or scaled by 1/(1-rate): Keras `Dropout`), `train_deterministic` (training mode is
+    deterministic but differs from inference: batch statistics).
+
+    Defining a subclass with a `type` Literal registers it in `LayerSpec.registry`
+    (the idiom of `schema/vocabulary.py`); family bases without `type` (e.g. `_Conv`)
+    are not registered.
+    """
+
+    registry: ClassVar[dict[str, type[LayerSpec]]] = {}
+    """Keras type name -> spec class, in definition order."""
+    call: ClassVar[Call] = Single()
+    """How the layer is called (see `calls.py`)."""
+    nnx: ClassVar[str] = ""
+    """The NNX class implementing the layer, as "package.module:Class"."""
+    call_kwargs: ClassVar[tuple[str, ...]] = ()
+    """Fields that Keras takes as call arguments (fixed per layer in a spec)."""
+    dropout_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields holding dropout rates: training draws random numbers when one is > 0."""
+    inverted_dropout: ClassVar[bool] = False
+    """Training output is the inference output with each element zeroed (at the rate
+    in `dropout_fields[0]`) or scaled by 1/(1 - rate), as Keras's Dropout."""
+    train_deterministic: ClassVar[bool] = False
+    """Training mode is deterministic but differs from inference (batch statistics)."""
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
+    """Unique layer name; needed only when other layers reference it. Defaults to
+    Keras-style `dense`, `dense_1`, ..."""
+    inputs: InputRef | None = None
+    """What this layer consumes: one name (a model input or a layer), a list of names
+    (merge layers), or a mapping of call arguments (`{query: a, value: b}`).
+    Default: the previous layer's output (the model's input for the first layer)."""
+    trainable: bool = True
+    """False freezes the layer: its weights count as non-trainable and get no updates."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A concrete layer type must name its NNX class; then it registers itself."""
+        if type_tag(cls) is not None and ":" not in cls.nnx:
+            raise TypeError(f"{cls.__qualname__}.nnx must name its NNX class as 'module:Class'")
+        super().__pydantic_init_subclass__(**kwargs)
+
+    def infer(self, inputs: Inputs) -> LayerShape:
+        """Output type and variables for `inputs` (see the class docstring, step 3)."""
+        raise NotImplementedError(f"{type(self).__name__} has no shape inference")
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether training mode draws random numbers (a dropout rate above zero)."""
+        return any(getattr(self, f) for f in self.dropout_fields)
+
+
+LAYER_REGISTRY = LayerSpec.registry
+"""Keras type name -> spec class (filled as family modules are imported)."""

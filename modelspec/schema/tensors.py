@@ -1,0 +1,108 @@
+"""The shape vocabulary: pure-Python descriptions of tensors and parameters.
+
+Every layer spec's `infer` speaks it (input TensorTypes in, a LayerShape out, ShapeError
+for impossible inputs), and summaries, data checks and sharding plans read it. It lives
+in `schema/` because the layer contract is written in it, and it never imports JAX:
+`check` and `summary` must run without it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Dim = int | None
+"""A dimension; None is unknown (the batch axis, or a variable sequence length)."""
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+INT_DTYPES = ("int32", "int64", "int8", "uint8", "bool")
+
+
+def format_shape(shape: tuple[Dim, ...]) -> str:
+    """Keras style: `(None, 32)`."""
+    inner = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Shape (batch axis first, usually None) and dtype of one tensor in the graph."""
+
+    shape: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __str__(self) -> str:
+        return format_shape(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One variable of a layer, known before anything is built.
+
+    `path` is relative to the layer and uses Keras's weight names ("kernel",
+    "query/kernel"); `axes` are logical axis names (None = never sharded), used later
+    to map parameters onto a device mesh; `collection` is "params" for trainable
+    weights and "batch_stats" for mutable non-trainable state (Keras counts those as
+    non-trainable parameters).
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    axes: tuple[str | None, ...]
+    collection: str = "params"
+    trainable: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.axes) != len(self.shape):
+            raise ValueError(f"{self.path}: {len(self.axes)} axes for shape {self.shape}")
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What shape inference knows about one layer: its output and its variables."""
+
+    output: TensorType
+    params: tuple[ParamInfo, ...] = ()
+
+    @property
+    def trainable_count(self) -> int:
+        return sum(p.size for p in self.params if p.trainable)
+
+    @property
+    def non_trainable_count(self) -> int:
+        return sum(p.size for p in self.params if not p.trainable)
+
+
+class ShapeError(Exception):
+    """Raised by a layer spec's `infer`; the graph pass turns it into a positioned
+    Diagnostic.
+
+    `field` names the layer argument at fault (the error is then positioned on it),
+    or "inputs" when the incoming tensors are the problem.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        received: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.received = received
+        self.hint = hint

@@ -1,0 +1,65 @@
+"""The terminal rendering of `modelspec summary`: rich tables from the summary data.
+
+Kept apart from `compiler/summary.py` (the data) so that the compiler never imports a
+terminal library and other front ends (JSON, a web page) reuse the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelspec.compiler.memory import BYTES_PER_PARAM, human_bytes
+from modelspec.schema.tensors import format_shape
+
+
+def render_table(summary: dict[str, Any]):
+    """A rich Table plus the totals lines, like `keras.Model.summary()`."""
+    from rich.table import Table
+
+    table = Table(title=f'Model: "{summary["name"]}"', title_justify="left", show_lines=False)
+    table.add_column("Layer (type)", no_wrap=True)
+    table.add_column("Output Shape", no_wrap=True)
+    table.add_column("Param #", justify="right")
+    table.add_column("Connected to")
+    for layer in summary["layers"]:
+        table.add_row(
+            f"{layer['name']} ({layer['type']})",
+            format_shape(tuple(layer["output_shape"])),
+            f"{layer['params']:,}",
+            ", ".join(layer["inputs"]) or "-",
+        )
+    totals = [
+        f" Total params: {summary['total_params']:,} ({human_bytes(summary['total_bytes'])})",
+        f" Trainable params: {summary['trainable_params']:,} "
+        f"({human_bytes(summary['trainable_params'] * BYTES_PER_PARAM)})",
+        f" Non-trainable params: {summary['non_trainable_params']:,} "
+        f"({human_bytes(summary['non_trainable_params'] * BYTES_PER_PARAM)})",
+        f" Training memory, one device, at least: "
+        f"{human_bytes(summary['training_bytes_per_device']['total'])}",
+    ]
+    return table, totals
+
+
+def render_sharding(sharding: dict[str, Any]):
+    """Per-parameter partition specs and per-device memory on a mesh."""
+    from rich.table import Table
+
+    mesh = ", ".join(f"{k}={v}" for k, v in sharding["mesh"].items())
+    table = Table(title=f"Sharding on mesh ({mesh})", title_justify="left")
+    for col in ("Parameter", "Shape", "Logical axes", "Partition spec", "Per device"):
+        table.add_column(col, no_wrap=True)
+    for p in sharding["parameters"]:
+        table.add_row(
+            f"{p['layer']}/{p['path']}",
+            str(tuple(p["shape"])),
+            "(" + ", ".join(str(a) for a in p["axes"]) + ")",
+            p["partition_spec"],
+            str(tuple(p["per_device_shape"])),
+        )
+    totals = [
+        f" Parameters per device: {human_bytes(sharding['params_bytes_per_device'])}",
+        f" Optimizer state per device: {human_bytes(sharding['optimizer_bytes_per_device'])} "
+        f"({sharding['optimizer_slots']} slot(s) per trainable parameter)",
+        " Batch axis -> " + ("x".join(sharding["rules"].get("batch", [])) or "replicated"),
+    ]
+    return table, totals

@@ -1,4 +1,4 @@
-"""Merge layers: Add, Multiply, Concatenate. They take a list of tensors.
+"""Merge layers: Add, Multiply, Concatenate, Subtract. They take a list of tensors.
 
 Every input is first cast to the output dtype the spec's `infer` declared (float32 when
 any input is a float — Keras's float32 policy autocasts float16/bfloat16 inputs — else
@@ -41,3 +41,11 @@ class Concatenate(_Merge):
 
     def __call__(self, xs, *, training=False, rngs=None):
         return jnp.concatenate(self._cast(xs), axis=self.axis)
+
+
+class Subtract(_Merge):
+    """`xs[0] - xs[1]` (the call kind guarantees exactly two inputs)."""
+
+    def __call__(self, xs, *, training=False, rngs=None):
+        a, b = self._cast(xs)
+        return jnp.subtract(a, b)

@@ -1,4 +1,4 @@
-"""Merge layers: Add, Concatenate, Multiply. They take a list of inputs
+"""Merge layers: Add, Concatenate, Multiply, Subtract. They take a list of inputs
 (`inputs: [a, b, ...]`)."""
 
 from __future__ import annotations
@@ -96,6 +96,18 @@ class Multiply(LayerSpec):
     call: ClassVar[Call] = Merge()
     nnx: ClassVar[str] = _NNX + "Multiply"
     type: Literal["Multiply"]
+
+    def infer(self, xs: list[TensorType]) -> LayerShape:
+        return broadcast(self.type, xs)
+
+
+class Subtract(LayerSpec):
+    """Element-wise difference `inputs[0] - inputs[1]` of exactly two inputs (shapes must
+    match or broadcast)."""
+
+    call: ClassVar[Call] = Merge(inputs=2)
+    nnx: ClassVar[str] = _NNX + "Subtract"
+    type: Literal["Subtract"]
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
         return broadcast(self.type, xs)

@@ -42,7 +42,7 @@ def load(source: Any, overrides: list[str] | tuple = ()) -> CheckedSpec:
 
 
 def build(spec: Any, *, seed: int | None = None):
-    """Compile a spec into a Flax NNX module (`SpecModel`). Split it into pure pytrees
+    """Compile a spec into a Flax NNX module (`CompiledModel`). Split it into pure pytrees
     with `modelspec.compiler.model.split`."""
     from modelspec.compiler.model import build as _build
 

@@ -130,7 +130,7 @@ def summary(
         _fail(error)
     info = summarize(loaded)
     if mesh is not None:
-        from modelspec.compiler.sharding import parse_mesh, plan_for
+        from modelspec.compiler.sharding.plan import parse_mesh, plan_for
 
         try:
             sizes = parse_mesh(mesh)
@@ -222,7 +222,7 @@ def train(
     (the last checkpoint with a finite loss and weights is kept); 130 / 143 interrupted
     by Ctrl-C / SIGTERM (rerun the same command to resume)."""
     from modelspec.compiler.extends import extends_anywhere
-    from modelspec.runtime.distribute import initialize_processes, is_main_process
+    from modelspec.compiler.sharding.mesh import initialize_processes, is_main_process
     from modelspec.runtime.interrupt import TrainingInterrupted
     from modelspec.runtime.trainer import train as run_training
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from modelspec.cli import app
 from modelspec.compiler.model import flat
-from modelspec.runtime.distribute import put_batch
+from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.runtime.session import open_session
 from modelspec.runtime.trainer import train
 from tests.conftest import ROOT

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from modelspec import SpecError, load
 from modelspec.cli import app
-from modelspec.compiler.sharding import parse_mesh
+from modelspec.compiler.sharding.plan import parse_mesh
 from modelspec.runtime.runlog import MetricsLog
 
 BLOCK = """\

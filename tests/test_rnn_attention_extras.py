@@ -17,7 +17,7 @@ import pytest
 
 from modelspec.compiler.layers import recurrent
 from modelspec.compiler.load import load
-from modelspec.compiler.model import SpecModel, apply, build, split
+from modelspec.compiler.model import CompiledModel, apply, build, split
 from tests.conformance.harness import Case, _assign, keras_layer, spec_for
 
 
@@ -100,7 +100,7 @@ def test_rnn_training_dropout_matches_keras_with_same_masks(layer, monkeypatch):
         values[p.path] = rng.normal(size=p.shape).astype("float32")
         (match,) = [k for k in kvars if k.endswith("/" + p.path)]
         kvars[match].assign(values[p.path])
-    state = _assign(split(SpecModel(spec, seed=0)), values)
+    state = _assign(split(CompiledModel(spec, seed=0)), values)
 
     drawn = {}
 

@@ -12,7 +12,7 @@ import pytest
 
 from modelspec.compiler.jsonschema import spec_json_schema
 from modelspec.runtime.optim.optimizers import build_optimizer
-from modelspec.schema import callbacks, common, data, losses, metrics, optimizers, schedules
+from modelspec.schema import callbacks, data, layer_args, losses, metrics, optimizers, schedules
 from modelspec.schema.vocabulary import load_reference, type_tag
 
 FAMILIES = {
@@ -22,7 +22,7 @@ FAMILIES = {
     "schedule": (schedules.ScheduleSpec, schedules.Schedule),
     "callback": (callbacks.CallbackSpec, callbacks.Callback),
     "source": (data.SourceSpec, data.Source),
-    "initializer": (common.InitializerSpec, common.InitializerConfig),
+    "initializer": (layer_args.InitializerSpec, layer_args.InitializerConfig),
 }
 
 

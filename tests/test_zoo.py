@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from modelspec import load, summary
 from modelspec.cli import app
-from modelspec.compiler.model import SpecModel, apply, split, variables
+from modelspec.compiler.model import CompiledModel, apply, split, variables
 from tests.conftest import ROOT
 from tests.keras_twin import copy_weights, keras_twin
 
@@ -35,7 +35,7 @@ def test_spec_checks_compiles_and_matches_keras(path):
     assert CliRunner().invoke(app, ["check", str(path)]).exit_code == 0
     spec = load(path)
     info = summary(spec)
-    model = SpecModel(spec)
+    model = CompiledModel(spec)
     state = split(model)
     x = inputs_for(spec)
     fwd = jax.jit(apply, static_argnames="training")
@@ -114,4 +114,4 @@ def test_build_api_and_param_separation():
         )
     )
     assert isinstance(model, nnx.Module)
-    assert isinstance(state.merge(), SpecModel)  # split() round-trips
+    assert isinstance(state.merge(), CompiledModel)  # split() round-trips

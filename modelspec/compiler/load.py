@@ -18,11 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 from modelspec.compiler import blocks as block_expansion
 from modelspec.compiler.checked import CheckedSpec, SourceMap
 from modelspec.compiler.compose import apply_overrides
-from modelspec.compiler.diagnose import diagnostics
 from modelspec.compiler.extends import read_document
 from modelspec.compiler.graph import resolve
 from modelspec.compiler.infer import infer
 from modelspec.compiler.memory import spec_limit_error
+from modelspec.compiler.validation_errors import diagnostics
 from modelspec.compiler.yaml_positions import Document
 from modelspec.errors import Diagnostic, Path, SpecError, format_path
 from modelspec.schema.base import SpecModel

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelspec.compiler.sharding import Plan
+from modelspec.compiler.sharding.plan import Plan
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.schema.optimizers import default_optimizer
 
@@ -140,7 +140,7 @@ def too_large(spec: CheckedSpec, est: MemoryEstimate, capacity: int, what: str) 
 def spec_limit_error(spec: CheckedSpec) -> Diagnostic | None:
     """`check`'s guard: refuse specs whose bound exceeds MAX_DEVICE_BYTES on the spec's
     own mesh (axes of size -1 taken as 1, so the bound stays a bound)."""
-    from modelspec.compiler.sharding import plan_for
+    from modelspec.compiler.sharding.plan import plan_for
 
     plan = None
     if spec.distribution is not None:

@@ -19,11 +19,11 @@ from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.infer import input_types, node_inputs
 from modelspec.compiler.layers import nnx_class
 from modelspec.compiler.layers.base import Frozen
-from modelspec.compiler.layers.constraints import constrain
 from modelspec.compiler.load import load
+from modelspec.compiler.sharding.constraints import constrain
 
 
-class SpecModel(nnx.Module):
+class CompiledModel(nnx.Module):
     """An NNX model compiled from a spec. Call with a dict of named inputs; returns a
     dict of named outputs. `training` switches dropout and batch statistics."""
 
@@ -83,7 +83,7 @@ class ModelState:
     rng: Any
     frozen: Any
 
-    def merge(self) -> SpecModel:
+    def merge(self) -> CompiledModel:
         """The NNX module back from the pure state."""
         return nnx.merge(self.graphdef, self.params, self.batch_stats, self.rng, self.frozen)
 
@@ -108,14 +108,14 @@ class ModelState:
         return outputs, self.replace(batch_stats=stats, rng=rng)
 
 
-def split(model: SpecModel) -> ModelState:
+def split(model: CompiledModel) -> ModelState:
     """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen),
     each turned into a pure dict of arrays."""
     graphdef, *states = nnx.split(model, *FILTERS)
     return ModelState(graphdef, *(nnx.to_pure_dict(s) for s in states))
 
 
-def variables(model: SpecModel) -> dict[str, nnx.Variable]:
+def variables(model: CompiledModel) -> dict[str, nnx.Variable]:
     """Every variable with its metadata (e.g. `logical_axes`), by '/'-joined path."""
     _, *states = nnx.split(model, *FILTERS)
     return {
@@ -142,6 +142,6 @@ def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool)
     return outputs, nnx.to_pure_dict(new_stats), nnx.to_pure_dict(new_rng)
 
 
-def build(spec: CheckedSpec | str | dict, *, seed: int | None = None) -> SpecModel:
+def build(spec: CheckedSpec | str | dict, *, seed: int | None = None) -> CompiledModel:
     """Compile a spec (or a path/dict, loaded first) into an NNX model."""
-    return SpecModel(load(spec), seed=seed)
+    return CompiledModel(load(spec), seed=seed)

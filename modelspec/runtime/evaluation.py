@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from modelspec.runtime.distribute import put_batch
+from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.runtime.session import Session
 
 

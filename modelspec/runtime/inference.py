@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from modelspec.compiler.infer import input_types
+from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime.data.dataset import load_data
 from modelspec.runtime.data.predict_inputs import read_inputs
-from modelspec.runtime.distribute import put_batch
 from modelspec.runtime.evaluation import evaluate_dataset
 from modelspec.runtime.objective.objective import losses_by_output
 from modelspec.runtime.restore import restore_latest

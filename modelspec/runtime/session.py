@@ -15,9 +15,9 @@ from flax import nnx
 from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.infer import input_types
 from modelspec.compiler.load import load
-from modelspec.compiler.model import FILTERS, SpecModel, split
+from modelspec.compiler.model import FILTERS, CompiledModel, split
+from modelspec.compiler.sharding import mesh as distribute
 from modelspec.errors import Diagnostic, SpecError
-from modelspec.runtime import distribute
 from modelspec.runtime.data.dataset import Datasets, load_data
 from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
@@ -111,10 +111,10 @@ def open_session(
         raise SpecError(problems)
     objective = build_objective(spec) if spec.loss is not None else None
     tx = build_optimizer(optimizer_spec(spec))
-    graphdef = nnx.split(nnx.eval_shape(lambda: SpecModel(spec)), *FILTERS)[0]
+    graphdef = nnx.split(nnx.eval_shape(lambda: CompiledModel(spec)), *FILTERS)[0]
 
     def init():
-        return init_state(split(SpecModel(spec)), tx, objective)
+        return init_state(split(CompiledModel(spec)), tx, objective)
 
     # Created by a jitted init with output shardings: no full replica on one device.
     shardings = distribute.state_shardings(dist, jax.eval_shape(init))

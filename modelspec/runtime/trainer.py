@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import yaml
 
 from modelspec.compiler.load import load
+from modelspec.compiler.sharding.mesh import is_main_process, put_batch
 from modelspec.errors import SpecError
 from modelspec.runtime.callbacks import build_callbacks, callback_states, restore_states
 from modelspec.runtime.checkpoint import (
@@ -36,7 +37,6 @@ from modelspec.runtime.checkpoint import (
     run_dir_error,
 )
 from modelspec.runtime.diskfull import disk_full_cause, disk_full_error, ensure_space
-from modelspec.runtime.distribute import is_main_process, put_batch
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.history import History, summarize
 from modelspec.runtime.interrupt import StopSignals, TrainingInterrupted

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from modelspec.compiler.load import load
-from modelspec.compiler.model import SpecModel, apply, flat, split, variables
+from modelspec.compiler.model import CompiledModel, apply, flat, split, variables
 from modelspec.schema.layers import LAYER_TYPES, LayerSpec
 from modelspec.schema.spec import Spec
 
@@ -124,7 +124,7 @@ def run_case(case: Case) -> None:
         if case.train_deterministic is None
         else case.train_deterministic
     )
-    model = SpecModel(spec, seed=0)
+    model = CompiledModel(spec, seed=0)
     x = make_inputs(case, rng)
 
     # 1. inferred shape == jax.eval_shape

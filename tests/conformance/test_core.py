@@ -3,7 +3,7 @@ Keras."""
 
 import pytest
 
-from modelspec.schema.common import ACTIVATIONS
+from modelspec.schema.layer_args import ACTIVATIONS
 from tests.conformance.harness import Case, run_case
 
 F = "float32"

@@ -3,6 +3,9 @@
 There is no registry here: each spec class names its NNX class in its `nnx` class
 variable ("modelspec.compiler.layers.core:Dense"), and `nnx_class` imports it when a
 model is built, so `check` and `summary` never import a family module (or JAX).
+
+Import rule: these modules import JAX/Flax, `modelspec.schema` and the compiler's
+`sharding.constraints`; nothing in the compiler's pure-Python part imports them.
 """
 
 from __future__ import annotations

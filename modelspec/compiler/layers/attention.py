@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.constraints import constrain
+from modelspec.compiler.sharding.constraints import constrain
 
 _PROJECTION_FANS = ((0,), (1, 2))
 _OUTPUT_FANS = ((0, 1), (2,))

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.constraints import constrain
+from modelspec.compiler.sharding.constraints import constrain
 from modelspec.schema.layers.shape_math import int_tuple
 
 _DIMENSIONS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}

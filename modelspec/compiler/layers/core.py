@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
-from modelspec.compiler.layers.constraints import constrain
+from modelspec.compiler.sharding.constraints import constrain
 
 
 class Dense(Layer):

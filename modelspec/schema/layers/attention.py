@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from modelspec.schema.base import PositiveInt, UnitInterval
-from modelspec.schema.common import Initializer
+from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Named
 from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from modelspec.schema.common import InputRef
+from modelspec.schema.layer_args import InputRef
 from modelspec.schema.layers.calls import Call, Single
 from modelspec.schema.tensors import LayerShape, TensorType
 from modelspec.schema.vocabulary import Registered, type_tag

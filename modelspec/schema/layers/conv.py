@@ -7,8 +7,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from modelspec.schema.base import PositiveInt
-from modelspec.schema.common import Activation as ActivationFn
-from modelspec.schema.common import Initializer
+from modelspec.schema.layer_args import Activation as ActivationFn
+from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.shape_math import (
     float_out,

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from modelspec.schema.base import PositiveFloat
-from modelspec.schema.common import Initializer
+from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.shape_math import float_out, need_min_rank, normalize_axes
 from modelspec.schema.tensors import LayerShape, ParamInfo, TensorType

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from modelspec.schema.base import PositiveInt, UnitInterval
-from modelspec.schema.common import Activation as ActivationFn
-from modelspec.schema.common import Initializer
+from modelspec.schema.layer_args import Activation as ActivationFn
+from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.shape_math import float_out, known_last, need_rank
 from modelspec.schema.tensors import LayerShape, ParamInfo, TensorType

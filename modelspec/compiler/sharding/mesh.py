@@ -19,8 +19,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from modelspec.compiler.checked import CheckedSpec
-from modelspec.compiler.layers.constraints import activation_sharding
-from modelspec.compiler.sharding import Plan, plan_for, resolve_mesh
+from modelspec.compiler.sharding.constraints import activation_sharding
+from modelspec.compiler.sharding.plan import Plan, plan_for, resolve_mesh
 from modelspec.errors import Diagnostic, SpecError
 
 

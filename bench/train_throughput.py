@@ -26,61 +26,51 @@ import yaml
 
 from modelspec.runtime.trainer import train
 
+
+def _case(x: tuple, batch: int, batches: int, layers: list[dict], classes: int = 10) -> dict:
+    """A benchmark model on `x`-shaped inputs: `batches` batches of `batch` samples per
+    epoch, `classes` classes."""
+    return dict(x=x, classes=classes, batch=batch, n=batch * batches, layers=layers)
+
+
+def _layer(type_: str, **fields) -> dict:
+    """A layer mapping as a spec writes it (`{type: Dense, units: 10}`)."""
+    return {"type": type_, **fields}
+
+
 CASES = {
-    "tiny MLP 16-32-10 (batch 32)": dict(
-        x=(16,),
-        classes=10,
-        batch=32,
-        n=32 * 600,
-        layers=[
-            {"type": "Dense", "units": 32, "activation": "relu"},
-            {"type": "Dense", "units": 10},
+    "tiny MLP 16-32-10 (batch 32)": _case(
+        (16,),
+        32,
+        600,
+        [_layer("Dense", units=32, activation="relu"), _layer("Dense", units=10)],
+    ),
+    "MLP 784-512-512-10 (batch 128)": _case(
+        (784,),
+        128,
+        120,
+        [
+            _layer("Dense", units=512, activation="relu"),
+            _layer("Dense", units=512, activation="relu"),
+            _layer("Dense", units=10),
         ],
     ),
-    "MLP 784-512-512-10 (batch 128)": dict(
-        x=(784,),
-        classes=10,
-        batch=128,
-        n=128 * 120,
-        layers=[
-            {"type": "Dense", "units": 512, "activation": "relu"},
-            {"type": "Dense", "units": 512, "activation": "relu"},
-            {"type": "Dense", "units": 10},
+    "digits CNN (batch 64)": _case(
+        (64,),
+        64,
+        150,
+        [
+            _layer("Rescaling", scale=0.0625),
+            _layer("Reshape", target_shape=[8, 8, 1]),
+            _layer("Conv2D", filters=32, kernel_size=3, padding="same", activation="relu"),
+            _layer("MaxPooling2D", pool_size=2),
+            _layer("Conv2D", filters=64, kernel_size=3, padding="same", activation="relu"),
+            _layer("GlobalAveragePooling2D"),
+            _layer("Dense", units=10),
         ],
     ),
-    "digits CNN (batch 64)": dict(
-        x=(64,),
-        classes=10,
-        batch=64,
-        n=64 * 150,
-        layers=[
-            {"type": "Rescaling", "scale": 0.0625},
-            {"type": "Reshape", "target_shape": [8, 8, 1]},
-            {
-                "type": "Conv2D",
-                "filters": 32,
-                "kernel_size": 3,
-                "padding": "same",
-                "activation": "relu",
-            },
-            {"type": "MaxPooling2D", "pool_size": 2},
-            {
-                "type": "Conv2D",
-                "filters": 64,
-                "kernel_size": 3,
-                "padding": "same",
-                "activation": "relu",
-            },
-            {"type": "GlobalAveragePooling2D"},
-            {"type": "Dense", "units": 10},
-        ],
-    ),
-    "LSTM(128) x 32 steps (batch 32)": dict(
-        x=(32, 16),
-        classes=10,
-        batch=32,
-        n=32 * 60,
-        layers=[{"type": "LSTM", "units": 128}, {"type": "Dense", "units": 10}],
+    "LSTM(128) x 32 steps (batch 32)": _case(
+        (32, 16), 32, 60, [_layer("LSTM", units=128), _layer("Dense", units=10)]
     ),
 }
 

@@ -50,22 +50,34 @@ def test_light_commands_do_not_import_jax(root, args):
     assert heavy_line == ["HEAVY="], proc.stderr[-2000:]
 
 
-def test_package_import_is_light(root):
+def import_fresh(root, modules: list[str]) -> subprocess.CompletedProcess:
+    """Import `modules` in a new interpreter (this one has JAX loaded already); its
+    stdout is the sorted list of the HEAVY packages that came in with them."""
     code = (
-        "import sys, modelspec, modelspec.schema.spec; "
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
         f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
     )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
+
+
+def module_names(root, files) -> list[str]:
+    """Dotted module names of the .py `files` (found on disk, so new ones are covered)."""
+    names = [".".join(f.relative_to(root).with_suffix("").parts) for f in sorted(files)]
+    return [n.removesuffix(".__init__") for n in names]
+
+
+def test_package_import_is_light(root):
+    out = import_fresh(root, ["modelspec", "modelspec.schema.spec"])
     assert out.stdout.strip() == "[]", out.stderr
 
 
 def schema_modules(root) -> list[str]:
     """Every module under modelspec/schema/, found on disk (new ones are covered too)."""
-    files = sorted((root / "modelspec" / "schema").rglob("*.py"))
-    names = [".".join(f.relative_to(root).with_suffix("").parts) for f in files]
-    return [n.removesuffix(".__init__") for n in names]
+    return module_names(root, (root / "modelspec" / "schema").rglob("*.py"))
 
 
 def test_every_schema_module_is_light(root):
@@ -83,32 +95,14 @@ def test_every_schema_module_is_light(root):
         "modelspec.schema.metrics_losslike",
     ):
         assert needed in modules
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}:\n"
-        "    importlib.import_module(name)\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
-    )
+    out = import_fresh(root, modules)
     assert out.stdout.strip() == "[]", out.stderr
 
 
 def test_runtime_data_is_light(root):
     """runtime.data reads and checks data with numpy alone (its import rule): loading a
     spec's data never waits for JAX."""
-    files = sorted((root / "modelspec" / "runtime" / "data").glob("*.py"))
-    modules = [".".join(f.relative_to(root).with_suffix("").parts) for f in files]
-    modules = [n.removesuffix(".__init__") for n in modules]
+    modules = module_names(root, (root / "modelspec" / "runtime" / "data").glob("*.py"))
     assert "modelspec.runtime.data.dataset" in modules
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}:\n"
-        "    importlib.import_module(name)\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
-    )
+    out = import_fresh(root, modules)
     assert out.stdout.strip() == "[]", out.stderr

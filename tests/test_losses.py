@@ -276,11 +276,8 @@ def test_unknown_field_and_bad_values_fail():
         ADAPTER.validate_python(3)
 
 
-def test_every_field_is_documented_in_json_schema():
-    for cls in schema.LOSS_TYPES.values():
-        props = cls.model_json_schema()["properties"]
-        missing = [k for k, v in props.items() if not v.get("description")]
-        assert not missing, f"{cls.__name__}: {missing}"
+def test_string_form_is_in_json_schema():
+    # (every field's description: tests/test_vocabulary.py, for losses and metrics alike)
     string_form = ADAPTER.json_schema()
     assert "sparse_categorical_crossentropy" in str(string_form)
 

@@ -112,15 +112,7 @@ def test_rnn_training_dropout_matches_keras_with_same_masks(layer, monkeypatch):
         return jnp.asarray(mask)
 
     monkeypatch.setattr(recurrent, "_masks", fixed_masks)
-    ours, _, _ = apply(
-        state.graphdef,
-        state.params,
-        state.batch_stats,
-        state.rng,
-        state.frozen,
-        {"x": jnp.asarray(x)},
-        training=True,
-    )
+    ours, _ = state.apply({"x": jnp.asarray(x)}, training=True)
 
     per_gate = layer.get("recurrent_dropout", 0.0) > 0.0
     if "input" in drawn:

@@ -17,75 +17,39 @@ from modelspec.schema.schedules import SCHEDULE_TYPES, LearningRate, Schedule
 
 SCHEDULE = TypeAdapter(Schedule)
 
+
+def _case(type_: str, **args) -> dict:
+    """A schedule case; most start at a learning rate of 0.1, so a case names only the
+    arguments it sets (in Keras's order, which the test ids show)."""
+    return {"type": type_, "initial_learning_rate": 0.1, **args}
+
+
 CASES = [
-    dict(type="ExponentialDecay", initial_learning_rate=0.1, decay_steps=10, decay_rate=0.9),
-    dict(
-        type="ExponentialDecay",
-        initial_learning_rate=0.1,
-        decay_steps=10,
-        decay_rate=0.5,
-        staircase=True,
-    ),
+    _case("ExponentialDecay", decay_steps=10, decay_rate=0.9),
+    _case("ExponentialDecay", decay_steps=10, decay_rate=0.5, staircase=True),
     dict(type="PiecewiseConstantDecay", boundaries=[5, 10], values=[1.0, 0.5, 0.1]),
     dict(type="PiecewiseConstantDecay", boundaries=[3], values=[0.3, 0.03]),
-    dict(type="PolynomialDecay", initial_learning_rate=0.1, decay_steps=10),
-    dict(
-        type="PolynomialDecay",
-        initial_learning_rate=0.1,
-        decay_steps=10,
-        end_learning_rate=0.01,
-        power=2.0,
-        cycle=True,
-    ),
-    dict(
-        type="PolynomialDecay",
-        initial_learning_rate=0.1,
-        decay_steps=10,
-        end_learning_rate=0.01,
-        power=0.5,
-    ),
-    dict(type="InverseTimeDecay", initial_learning_rate=0.1, decay_steps=10, decay_rate=0.5),
-    dict(
-        type="InverseTimeDecay",
-        initial_learning_rate=0.1,
-        decay_steps=10,
-        decay_rate=0.5,
-        staircase=True,
-    ),
-    dict(type="CosineDecay", initial_learning_rate=0.1, decay_steps=10),
-    dict(type="CosineDecay", initial_learning_rate=0.1, decay_steps=10, alpha=0.1),
-    dict(
-        type="CosineDecay",
+    _case("PolynomialDecay", decay_steps=10),
+    _case("PolynomialDecay", decay_steps=10, end_learning_rate=0.01, power=2.0, cycle=True),
+    _case("PolynomialDecay", decay_steps=10, end_learning_rate=0.01, power=0.5),
+    _case("InverseTimeDecay", decay_steps=10, decay_rate=0.5),
+    _case("InverseTimeDecay", decay_steps=10, decay_rate=0.5, staircase=True),
+    _case("CosineDecay", decay_steps=10),
+    _case("CosineDecay", decay_steps=10, alpha=0.1),
+    _case(
+        "CosineDecay",
         initial_learning_rate=0.0,
         decay_steps=10,
         alpha=0.1,
         warmup_target=0.2,
         warmup_steps=5,
     ),
-    dict(
-        type="CosineDecay",
-        initial_learning_rate=0.05,
-        decay_steps=10,
-        warmup_target=0.2,
-        warmup_steps=0,
+    _case(
+        "CosineDecay", initial_learning_rate=0.05, decay_steps=10, warmup_target=0.2, warmup_steps=0
     ),
-    dict(type="CosineDecayRestarts", initial_learning_rate=0.1, first_decay_steps=5),
-    dict(
-        type="CosineDecayRestarts",
-        initial_learning_rate=0.1,
-        first_decay_steps=5,
-        t_mul=1.0,
-        m_mul=0.5,
-        alpha=0.1,
-    ),
-    dict(
-        type="CosineDecayRestarts",
-        initial_learning_rate=0.1,
-        first_decay_steps=4,
-        t_mul=1.5,
-        m_mul=0.8,
-        alpha=0.05,
-    ),
+    _case("CosineDecayRestarts", first_decay_steps=5),
+    _case("CosineDecayRestarts", first_decay_steps=5, t_mul=1.0, m_mul=0.5, alpha=0.1),
+    _case("CosineDecayRestarts", first_decay_steps=4, t_mul=1.5, m_mul=0.8, alpha=0.05),
 ]
 
 

@@ -111,20 +111,21 @@ def test_sigkill_then_rerun_is_bit_identical(tmp_path):
     assert read_jsonl(full / "metrics.jsonl") == read_jsonl(cut / "metrics.jsonl")
 
 
+def on_example(command: str, run_dir, *args: str):
+    """`modelspec <command> <EXAMPLE> --run-dir <run_dir> <args...>`, run in-process."""
+    return CliRunner().invoke(app, [command, EXAMPLE, "--run-dir", str(run_dir), *args])
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("short") / "run"
-    result = CliRunner().invoke(
-        app, ["train", EXAMPLE, "--run-dir", str(run), "--set", "train.epochs=2"]
-    )
+    result = on_example("train", run, "--set", "train.epochs=2")
     assert result.exit_code == 0, result.output
     return run
 
 
 def test_evaluate_reproduces_final_val_loss(short_run):
-    result = CliRunner().invoke(
-        app, ["evaluate", EXAMPLE, "--run-dir", str(short_run), "--set", "train.epochs=2"]
-    )
+    result = on_example("evaluate", short_run, "--set", "train.epochs=2")
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)
     last = read_jsonl(short_run / "metrics.jsonl")[-1]
@@ -132,60 +133,29 @@ def test_evaluate_reproduces_final_val_loss(short_run):
     assert evaluated["accuracy"] == pytest.approx(last["val_accuracy"], rel=1e-6)
 
 
+def predict(run_dir, inputs, outputs):
+    """`modelspec predict` of the example's run on the `inputs` .npz into `outputs`."""
+    return on_example("predict", run_dir, "--input", str(inputs), "--output", str(outputs))
+
+
 def test_predict_writes_named_outputs(short_run, tmp_path):
     from sklearn.datasets import load_digits
 
     np.savez(tmp_path / "x.npz", pixels=load_digits().data[:70])
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            EXAMPLE,
-            "--run-dir",
-            str(short_run),
-            "--input",
-            str(tmp_path / "x.npz"),
-            "--output",
-            str(tmp_path / "y.npz"),
-        ],
-    )
+    result = predict(short_run, tmp_path / "x.npz", tmp_path / "y.npz")
     assert result.exit_code == 0, result.output
     out = np.load(tmp_path / "y.npz")
     assert out.files == ["dense"] and out["dense"].shape == (70, 10)
     np.savez(tmp_path / "bad.npz", image=load_digits().data[:5])
-    bad = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            EXAMPLE,
-            "--run-dir",
-            str(short_run),
-            "--input",
-            str(tmp_path / "bad.npz"),
-            "--output",
-            str(tmp_path / "z.npz"),
-        ],
-    )
+    bad = predict(short_run, tmp_path / "bad.npz", tmp_path / "z.npz")
     assert bad.exit_code == 2 and "no array named 'pixels'" in bad.stderr
 
 
 def test_rerun_of_finished_run_and_incompatible_spec(short_run):
-    again = CliRunner().invoke(
-        app, ["train", EXAMPLE, "--run-dir", str(short_run), "--set", "train.epochs=2"]
-    )
+    again = on_example("train", short_run, "--set", "train.epochs=2")
     assert again.exit_code == 0 and "Resuming from step" in again.stdout
-    changed = CliRunner().invoke(
-        app,
-        [
-            "train",
-            EXAMPLE,
-            "--run-dir",
-            str(short_run),
-            "--set",
-            "train.epochs=2",
-            "--set",
-            "model.layers[2].filters=8",
-        ],
+    changed = on_example(
+        "train", short_run, "--set", "train.epochs=2", "--set", "model.layers[2].filters=8"
     )
     assert changed.exit_code == 2
     assert "does not fit this spec" in changed.stderr and "--restart" in changed.stderr

@@ -53,6 +53,14 @@ def test_name_tables_are_derived_from_the_registries():
         assert all(metrics.METRIC_ALIASES[a] == tag for a in cls.aliases)
 
 
+@pytest.mark.parametrize("family", ["loss", "metric"])
+def test_every_field_is_documented_in_json_schema(family):
+    for cls in FAMILIES[family][0].registry.values():
+        props = cls.model_json_schema()["properties"]
+        missing = [k for k, v in props.items() if not v.get("description")]
+        assert not missing, f"{cls.__name__}: {missing}"
+
+
 def test_every_registered_type_is_in_the_json_schema():
     defs = spec_json_schema()["$defs"].values()
     tags = {d.get("properties", {}).get("type", {}).get("const") for d in defs}

@@ -18,6 +18,23 @@ from tests.keras_twin import copy_weights, keras_twin
 SPECS = sorted(ROOT.glob("specs/*.yaml"))
 
 
+_jitted_apply = jax.jit(apply, static_argnames="training")
+
+
+def forward(state, x, *, training):
+    """The jitted forward pass of the split model on the numpy inputs `x`: its outputs."""
+    outputs, _, _ = _jitted_apply(
+        state.graphdef,
+        state.params,
+        state.batch_stats,
+        state.rng,
+        state.frozen,
+        {k: jnp.asarray(v) for k, v in x.items()},
+        training=training,
+    )
+    return outputs
+
+
 def inputs_for(spec, batch=2, seed=0):
     rng = np.random.default_rng(seed)
     out = {}
@@ -38,17 +55,8 @@ def test_spec_checks_compiles_and_matches_keras(path):
     model = CompiledModel(spec)
     state = split(model)
     x = inputs_for(spec)
-    fwd = jax.jit(apply, static_argnames="training")
     for training in (False, True):
-        outs, _, _ = fwd(
-            state.graphdef,
-            state.params,
-            state.batch_stats,
-            state.rng,
-            state.frozen,
-            {k: jnp.asarray(v) for k, v in x.items()},
-            training=training,
-        )
+        outs = forward(state, x, training=training)
         for layer in info["layers"]:
             if layer["name"] in outs:
                 want = tuple(2 if d is None else d for d in layer["output_shape"])
@@ -59,15 +67,7 @@ def test_spec_checks_compiles_and_matches_keras(path):
     assert info["total_params"] == twin.count_params()
     assert info["trainable_params"] == sum(int(np.prod(v.shape)) for v in twin.trainable_weights)
     copy_weights(state, layers)
-    ours, _, _ = fwd(
-        state.graphdef,
-        state.params,
-        state.batch_stats,
-        state.rng,
-        state.frozen,
-        {k: jnp.asarray(v) for k, v in x.items()},
-        training=False,
-    )
+    ours = forward(state, x, training=False)
     theirs = twin([x[n] for n in spec.model.inputs], training=False)
     theirs = theirs if isinstance(theirs, list | tuple) else [theirs]
     for name, ref in zip(info["outputs"], theirs, strict=True):

@@ -16,7 +16,7 @@ from typing import Any
 from modelspec.compiler import blocks as block_expansion
 from modelspec.compiler.graph import Graph
 from modelspec.compiler.yaml_positions import Document
-from modelspec.errors import Diagnostic, Path, Pos
+from modelspec.errors import Diagnostic, Path, Pos, SpecError
 from modelspec.schema.spec import Spec
 from modelspec.schema.tensors import LayerShape
 
@@ -79,6 +79,11 @@ class CheckedSpec:
     ) -> Diagnostic:
         """A diagnostic positioned where `path` was written (its key with `key=True`)."""
         return Diagnostic.at(self.locate(path, key), path, message, received, hint)
+
+    def missing(self, section: str, message: str, hint: str) -> SpecError:
+        """The error for a top-level `section` a command needs and the spec lacks: it
+        points at the top of the spec, where the section would be added."""
+        return SpecError.single(Diagnostic.at(self.locate(()), (section,), message, hint=hint))
 
     def dump(self) -> dict[str, Any]:
         """The canonical plain-data form of the spec (blocks expanded, defaults left out)."""

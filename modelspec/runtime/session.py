@@ -17,7 +17,7 @@ from modelspec.compiler.infer import input_types
 from modelspec.compiler.load import load
 from modelspec.compiler.model import FILTERS, CompiledModel, split
 from modelspec.compiler.sharding import mesh as distribute
-from modelspec.errors import Diagnostic, SpecError
+from modelspec.errors import SpecError
 from modelspec.runtime.data.dataset import Datasets, load_data
 from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
@@ -54,13 +54,10 @@ class Session:
 
 def need_data(spec: CheckedSpec) -> None:
     if spec.data is None:
-        raise SpecError.single(
-            Diagnostic.at(
-                spec.locate(()),
-                ("data",),
-                "this command needs a `data:` section",
-                hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`.",
-            )
+        raise spec.missing(
+            "data",
+            "this command needs a `data:` section",
+            hint="e.g. `data: {train: {type: sklearn, name: digits}, validation_split: 0.2}`.",
         )
 
 

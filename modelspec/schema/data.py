@@ -26,8 +26,7 @@ class SourceSpec(Registered):
     registry: ClassVar[dict[str, type[SourceSpec]]] = {}
     reader: ClassVar[str]
     """`module:function` reading the source into named raw arrays, called as
-    `reader(source, raw, model_inputs=..., model_outputs=..., needed_outputs=...,
-    base_dir=..., rep=...)` (`modelspec.runtime.data`)."""
+    `reader(source, raw, ctx)` with a `ReadContext` (`modelspec.runtime.data.raw`)."""
 
     type: str
     """Source kind."""

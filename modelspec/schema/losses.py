@@ -11,13 +11,13 @@ in Keras 3. The numerics live in `modelspec.runtime.objective.losses`; this modu
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BeforeValidator, Field
 
 from modelspec.errors import choices_hint
 from modelspec.schema.base import PositiveFloat
-from modelspec.schema.vocabulary import Registered, tagged_union
+from modelspec.schema.vocabulary import Registered, tagged_by_name, tagged_union
 
 Reduction = Literal["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"]
 """Keras loss reductions that give a scalar. `sum_over_batch_size` (= `mean`) divides the
@@ -49,6 +49,17 @@ class LossSpec(Registered):
     """How per-sample losses become the minimized scalar (Keras `reduction`)."""
 
 
+L = TypeVar("L", bound=LossSpec)
+
+
+def keras_loss(cls: type[L]) -> type[L]:
+    """Class decorator for a loss named like its Keras class: gives it `type:
+    Literal["<class name>"]`, declared and documented here once instead of in every loss
+    class."""
+    return tagged_by_name(cls, "Keras class name of the loss.")
+
+
+@keras_loss
 class SparseCategoricalCrossentropy(LossSpec):
     """Cross-entropy between integer class labels and class probabilities or logits."""
 
@@ -56,8 +67,6 @@ class SparseCategoricalCrossentropy(LossSpec):
     aliases = ("sparse_categorical_crossentropy",)
     label_kind = "sparse"
 
-    type: Literal["SparseCategoricalCrossentropy"]
-    """Keras class name of the loss."""
     from_logits: bool = False
     """True when `y_pred` holds logits; False when it holds probabilities (softmax output)."""
     ignore_class: int | None = None
@@ -66,6 +75,7 @@ class SparseCategoricalCrossentropy(LossSpec):
     """The class axis of `y_pred`."""
 
 
+@keras_loss
 class CategoricalCrossentropy(LossSpec):
     """Cross-entropy between one-hot (or soft) labels and class probabilities or logits."""
 
@@ -73,8 +83,6 @@ class CategoricalCrossentropy(LossSpec):
     aliases = ("categorical_crossentropy",)
     label_kind = "categorical"
 
-    type: Literal["CategoricalCrossentropy"]
-    """Keras class name of the loss."""
     from_logits: bool = False
     """True when `y_pred` holds logits; False when it holds probabilities (softmax output)."""
     label_smoothing: float = Field(0.0, ge=0, le=1)
@@ -83,6 +91,7 @@ class CategoricalCrossentropy(LossSpec):
     """The class axis."""
 
 
+@keras_loss
 class BinaryCrossentropy(LossSpec):
     """Cross-entropy of independent 0/1 labels (binary or multi-label classification)."""
 
@@ -90,8 +99,6 @@ class BinaryCrossentropy(LossSpec):
     aliases = ("binary_crossentropy", "bce", "BCE")
     label_kind = "binary"
 
-    type: Literal["BinaryCrossentropy"]
-    """Keras class name of the loss."""
     from_logits: bool = False
     """True when `y_pred` holds logits; False when it holds probabilities (sigmoid output)."""
     label_smoothing: float = Field(0.0, ge=0, le=1)
@@ -100,78 +107,66 @@ class BinaryCrossentropy(LossSpec):
     """Axis the per-element losses are averaged over."""
 
 
+@keras_loss
 class MeanSquaredError(LossSpec):
     """Mean of squared errors over the last axis."""
 
     keras_name = "mean_squared_error"
     aliases = ("mean_squared_error", "mse", "MSE")
 
-    type: Literal["MeanSquaredError"]
-    """Keras class name of the loss."""
 
-
+@keras_loss
 class MeanAbsoluteError(LossSpec):
     """Mean of absolute errors over the last axis."""
 
     keras_name = "mean_absolute_error"
     aliases = ("mean_absolute_error", "mae", "MAE")
 
-    type: Literal["MeanAbsoluteError"]
-    """Keras class name of the loss."""
 
-
+@keras_loss
 class Huber(LossSpec):
     """Quadratic for errors up to `delta`, linear beyond (robust regression)."""
 
     keras_name = "huber_loss"
     aliases = ("huber",)
 
-    type: Literal["Huber"]
-    """Keras class name of the loss."""
     delta: PositiveFloat = 1.0
     """The error size where the loss turns from quadratic to linear."""
 
 
+@keras_loss
 class LogCosh(LossSpec):
     """Mean of log(cosh(error)) over the last axis: like MSE for small errors, MAE for big."""
 
     keras_name = "log_cosh"
     aliases = ("log_cosh",)
 
-    type: Literal["LogCosh"]
-    """Keras class name of the loss."""
 
-
+@keras_loss
 class KLDivergence(LossSpec):
     """Kullback-Leibler divergence of `y_pred` from `y_true` (both distributions)."""
 
     keras_name = "kl_divergence"
     aliases = ("kl_divergence", "kld", "KLD")
 
-    type: Literal["KLDivergence"]
-    """Keras class name of the loss."""
 
-
+@keras_loss
 class CosineSimilarity(LossSpec):
     """Negative cosine similarity (-1 = same direction), so minimizing aligns vectors."""
 
     keras_name = "cosine_similarity"
     aliases = ("cosine_similarity",)
 
-    type: Literal["CosineSimilarity"]
-    """Keras class name of the loss."""
     axis: int = -1
     """Axis along which the similarity is computed."""
 
 
+@keras_loss
 class Hinge(LossSpec):
     """Mean of max(1 - y_true * y_pred, 0); 0/1 labels are mapped to -1/1 first."""
 
     keras_name = "hinge"
     aliases = ("hinge",)
-
-    type: Literal["Hinge"]
-    """Keras class name of the loss."""
 
 
 LOSS_TYPES: dict[str, type[LossSpec]] = LossSpec.registry

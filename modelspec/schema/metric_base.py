@@ -3,11 +3,12 @@ the name it is logged under), and the registry every metric class lands in."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from collections.abc import Callable
+from typing import Annotated, ClassVar, TypeVar
 
 from pydantic import Field
 
-from modelspec.schema.vocabulary import Registered
+from modelspec.schema.vocabulary import Registered, tagged_by_name
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 """A threshold on a probability, in [0, 1]."""
@@ -30,3 +31,21 @@ class MetricSpec(Registered):
     """Keras class name of the metric."""
     name: str
     """Name the metric is logged under."""
+
+
+M = TypeVar("M", bound=MetricSpec)
+
+
+def keras_metric(logged_as: str) -> Callable[[type[M]], type[M]]:
+    """Class decorator for a metric named like its Keras class: gives it `type:
+    Literal["<class name>"]` and a `name` defaulting to `logged_as` (the Keras metric's
+    default name), both documented here once instead of in every metric class."""
+
+    def tag(cls: type[M]) -> type[M]:
+        return tagged_by_name(
+            cls,
+            "Keras class name of the metric.",
+            name=(str, Field(logged_as, description="Name the metric is logged under.")),
+        )
+
+    return tag

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from modelspec.schema.base import PositiveInt
-from modelspec.schema.metric_base import MetricSpec
+from modelspec.schema.metric_base import MetricSpec, keras_metric
 
 
 class InferredAccuracy(MetricSpec):
@@ -23,63 +23,42 @@ class InferredAccuracy(MetricSpec):
     """Name the metric is logged under (Keras: the string as written)."""
 
 
+@keras_metric("accuracy")
 class Accuracy(MetricSpec):
     """How often `y_pred` equals `y_true` exactly (Keras `Accuracy`; for classifier
     accuracy write the string `accuracy`)."""
 
-    type: Literal["Accuracy"]
-    """Keras class name of the metric."""
-    name: str = "accuracy"
-    """Name the metric is logged under."""
 
-
+@keras_metric("binary_accuracy")
 class BinaryAccuracy(MetricSpec):
     """How often `y_pred > threshold` equals the 0/1 label."""
 
-    type: Literal["BinaryAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "binary_accuracy"
-    """Name the metric is logged under."""
     threshold: float = 0.5
     """Predictions above it count as 1."""
 
 
+@keras_metric("categorical_accuracy")
 class CategoricalAccuracy(MetricSpec):
     """How often the arg-max of `y_pred` is the arg-max of the one-hot `y_true`."""
 
-    type: Literal["CategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "categorical_accuracy"
-    """Name the metric is logged under."""
 
-
+@keras_metric("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(MetricSpec):
     """How often the arg-max of `y_pred` is the integer label."""
 
-    type: Literal["SparseCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_categorical_accuracy"
-    """Name the metric is logged under."""
 
-
+@keras_metric("top_k_categorical_accuracy")
 class TopKCategoricalAccuracy(MetricSpec):
     """How often the one-hot label's class is among the `k` highest predictions."""
 
-    type: Literal["TopKCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "top_k_categorical_accuracy"
-    """Name the metric is logged under."""
     k: PositiveInt = 5
     """How many top predictions count."""
 
 
+@keras_metric("sparse_top_k_categorical_accuracy")
 class SparseTopKCategoricalAccuracy(MetricSpec):
     """How often the integer label is among the `k` highest predictions."""
 
-    type: Literal["SparseTopKCategoricalAccuracy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_top_k_categorical_accuracy"
-    """Name the metric is logged under."""
     k: PositiveInt = 5
     """How many top predictions count."""
     from_sorted_ids: bool = False

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from modelspec.schema.base import NonNegativeInt, PositiveFloat, PositiveInt
-from modelspec.schema.metric_base import MetricSpec, Probability
+from modelspec.schema.metric_base import MetricSpec, Probability, keras_metric
 
 
 class _ThresholdedMetric(MetricSpec):
@@ -21,22 +21,14 @@ class _ThresholdedMetric(MetricSpec):
     """Compute for this class index of the last axis only."""
 
 
+@keras_metric("precision")
 class Precision(_ThresholdedMetric):
     """TP / (TP + FP) of thresholded predictions, over all elements (or one class)."""
 
-    type: Literal["Precision"]
-    """Keras class name of the metric."""
-    name: str = "precision"
-    """Name the metric is logged under."""
 
-
+@keras_metric("recall")
 class Recall(_ThresholdedMetric):
     """TP / (TP + FN) of thresholded predictions, over all elements (or one class)."""
-
-    type: Literal["Recall"]
-    """Keras class name of the metric."""
-    name: str = "recall"
-    """Name the metric is logged under."""
 
 
 def _upper(value: Any) -> Any:
@@ -47,13 +39,10 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+@keras_metric("auc")
 class AUC(MetricSpec):
     """Area under the ROC or precision-recall curve, from a confusion matrix per threshold."""
 
-    type: Literal["AUC"]
-    """Keras class name of the metric."""
-    name: str = "auc"
-    """Name the metric is logged under."""
     num_thresholds: int = Field(200, gt=1)
     """Number of evenly spaced thresholds on [0, 1] (ignored when `thresholds` is set)."""
     curve: Annotated[Literal["ROC", "PR", "PRGAIN"], BeforeValidator(_upper)] = "ROC"
@@ -91,21 +80,14 @@ class _FScore(MetricSpec):
     """Predictions above it are positive; null: the arg-max of each row is positive."""
 
 
+@keras_metric("f1_score")
 class F1Score(_FScore):
     """Harmonic mean of precision and recall per class (needs 2-D outputs)."""
 
-    type: Literal["F1Score"]
-    """Keras class name of the metric."""
-    name: str = "f1_score"
-    """Name the metric is logged under."""
 
-
+@keras_metric("fbeta_score")
 class FBetaScore(_FScore):
     """F-beta score per class: recall counts beta times as much as precision."""
 
-    type: Literal["FBetaScore"]
-    """Keras class name of the metric."""
-    name: str = "fbeta_score"
-    """Name the metric is logged under."""
     beta: PositiveFloat = 1.0
     """Weight of recall relative to precision."""

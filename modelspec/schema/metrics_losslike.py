@@ -3,35 +3,26 @@ arguments as the losses, logged like any metric."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
-from modelspec.schema.metric_base import MetricSpec
+from modelspec.schema.metric_base import MetricSpec, keras_metric
 
 
+@keras_metric("binary_crossentropy")
 class BinaryCrossentropy(MetricSpec):
     """Mean binary cross-entropy (the loss, tracked as a metric)."""
 
     aliases = ("bce", "BCE")
-
-    type: Literal["BinaryCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "binary_crossentropy"
-    """Name the metric is logged under."""
     from_logits: bool = False
     """True when `y_pred` holds logits."""
     label_smoothing: float = Field(0.0, ge=0, le=1)
     """Labels become `y * (1 - s) + s / 2`."""
 
 
+@keras_metric("categorical_crossentropy")
 class CategoricalCrossentropy(MetricSpec):
     """Mean categorical cross-entropy (the loss, tracked as a metric)."""
 
-    type: Literal["CategoricalCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "categorical_crossentropy"
-    """Name the metric is logged under."""
     from_logits: bool = False
     """True when `y_pred` holds logits."""
     label_smoothing: float = Field(0.0, ge=0, le=1)
@@ -40,13 +31,10 @@ class CategoricalCrossentropy(MetricSpec):
     """The class axis."""
 
 
+@keras_metric("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(MetricSpec):
     """Mean sparse categorical cross-entropy (the loss, tracked as a metric)."""
 
-    type: Literal["SparseCategoricalCrossentropy"]
-    """Keras class name of the metric."""
-    name: str = "sparse_categorical_crossentropy"
-    """Name the metric is logged under."""
     from_logits: bool = False
     """True when `y_pred` holds logits."""
     ignore_class: int | None = None
@@ -55,39 +43,24 @@ class SparseCategoricalCrossentropy(MetricSpec):
     """The class axis."""
 
 
+@keras_metric("kl_divergence")
 class KLDivergence(MetricSpec):
     """Mean Kullback-Leibler divergence."""
 
-    type: Literal["KLDivergence"]
-    """Keras class name of the metric."""
-    name: str = "kl_divergence"
-    """Name the metric is logged under."""
 
-
+@keras_metric("hinge")
 class Hinge(MetricSpec):
     """Mean hinge loss."""
 
-    type: Literal["Hinge"]
-    """Keras class name of the metric."""
-    name: str = "hinge"
-    """Name the metric is logged under."""
 
-
+@keras_metric("logcosh")
 class LogCoshError(MetricSpec):
     """Mean log(cosh(error))."""
 
-    type: Literal["LogCoshError"]
-    """Keras class name of the metric."""
-    name: str = "logcosh"
-    """Name the metric is logged under."""
 
-
+@keras_metric("cosine_similarity")
 class CosineSimilarity(MetricSpec):
     """Mean cosine similarity (+1 = same direction; unlike the loss, not negated)."""
 
-    type: Literal["CosineSimilarity"]
-    """Keras class name of the metric."""
-    name: str = "cosine_similarity"
-    """Name the metric is logged under."""
     axis: int = -1
     """Axis along which the similarity is computed."""

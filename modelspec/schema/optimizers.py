@@ -110,11 +110,29 @@ class SGD(OptimizerSpec):
         return self.slots + int(bool(self.momentum))
 
 
-class Adam(OptimizerSpec):
+class _AdamFamily(OptimizerSpec):
+    """Arguments of the Adam-like optimizers (Adam, Adamax, Nadam, Lamb): two decay rates
+    and a stabilizing epsilon, with the defaults Keras gives all four. Declared once so
+    their bounds and defaults cannot drift apart; a subclass re-declares one only to
+    describe it in its own terms. `type` is declared here so that it keeps its place
+    before the betas in every subclass's schema."""
+
+    slots = 2
+
+    type: str
+    """Optimizer kind."""
+    beta_1: Beta = 0.9
+    """Decay rate of the first-moment estimate."""
+    beta_2: Beta = 0.999
+    """Decay rate of the second-moment estimate."""
+    epsilon: NonNegativeFloat = 1e-7
+    """Added to the denominator for numerical stability."""
+
+
+class Adam(_AdamFamily):
     """Adam (Keras `Adam`)."""
 
     update_rule = "modelspec.runtime.optim.rules_momentum:adam"
-    slots = 2
 
     type: Literal["Adam"]
     """Optimizer kind."""
@@ -122,8 +140,6 @@ class Adam(OptimizerSpec):
     """Decay rate of the first-moment (mean) estimate."""
     beta_2: Beta = 0.999
     """Decay rate of the second-moment (uncentered variance) estimate."""
-    epsilon: NonNegativeFloat = 1e-7
-    """Added to the denominator for numerical stability."""
     amsgrad: bool = False
     """Use the AMSGrad variant (running maximum of the second moment)."""
 
@@ -189,36 +205,24 @@ class Adadelta(OptimizerSpec):
     """Added inside the square roots for numerical stability."""
 
 
-class Adamax(OptimizerSpec):
+class Adamax(_AdamFamily):
     """Adamax, Adam with the infinity norm (Keras `Adamax`)."""
 
     update_rule = "modelspec.runtime.optim.rules_momentum:adamax"
-    slots = 2
 
     type: Literal["Adamax"]
     """Optimizer kind."""
-    beta_1: Beta = 0.9
-    """Decay rate of the first-moment estimate."""
     beta_2: Beta = 0.999
     """Decay rate of the exponentially weighted infinity norm."""
-    epsilon: NonNegativeFloat = 1e-7
-    """Added to the denominator for numerical stability."""
 
 
-class Nadam(OptimizerSpec):
+class Nadam(_AdamFamily):
     """Adam with Nesterov momentum (Keras `Nadam`)."""
 
     update_rule = "modelspec.runtime.optim.rules_momentum:nadam"
-    slots = 2
 
     type: Literal["Nadam"]
     """Optimizer kind."""
-    beta_1: Beta = 0.9
-    """Decay rate of the first-moment estimate."""
-    beta_2: Beta = 0.999
-    """Decay rate of the second-moment estimate."""
-    epsilon: NonNegativeFloat = 1e-7
-    """Added to the denominator for numerical stability."""
 
 
 class Lion(OptimizerSpec):
@@ -234,18 +238,13 @@ class Lion(OptimizerSpec):
     """Decay rate of the momentum."""
 
 
-class Lamb(OptimizerSpec):
+class Lamb(_AdamFamily):
     """LAMB, Adam with a per-tensor trust ratio (Keras `Lamb`)."""
 
     update_rule = "modelspec.runtime.optim.rules_scaled:lamb"
-    slots = 2
 
     type: Literal["Lamb"]
     """Optimizer kind."""
-    beta_1: Beta = 0.9
-    """Decay rate of the first-moment estimate."""
-    beta_2: Beta = 0.999
-    """Decay rate of the second-moment estimate."""
     epsilon: NonNegativeFloat = 1e-7
     """Added to the denominator for numerical stability (Keras 3's default is 1e-7)."""
 

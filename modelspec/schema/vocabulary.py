@@ -13,14 +13,18 @@ registry, and per-type facts live on the class as class variables.
 
     class MeanSquaredError(LossSpec):
         type: Literal["MeanSquaredError"]
+
+Where every class of a family is named exactly like its Keras class (losses, metrics),
+the family's class decorator declares that field from the class name (`tagged_by_name`),
+so it is written once per family instead of once per class.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from modelspec.schema.base import SpecModel
 
@@ -45,6 +49,30 @@ class Registered(SpecModel):
                 f"{registry[tag].__module__}.{registry[tag].__qualname__}"
             )
         registry[tag] = cls
+
+
+R = TypeVar("R", bound=Registered)
+
+
+def tagged_by_name(cls: type[R], description: str, **fields: Any) -> type[R]:
+    """`cls` with a `type: Literal["<its class name>"]` field described by `description`
+    (plus `fields`, as `name=(annotation, Field(...))`), so it registers under its name.
+
+    Why: most spec classes are named exactly like the Keras class they stand for, and each
+    used to declare `type: Literal["<its own name>"]`, with the family's description, by
+    hand. A family's class decorator (`metric_base.keras_metric`, `losses.keras_loss`)
+    declares it here once. The result is a subclass with `cls`'s name, qualified name,
+    module and docstring, so imports, error messages and the JSON Schema see no
+    difference; `cls` itself has no tag and so is not registered."""
+    return create_model(
+        cls.__name__,
+        __base__=cls,
+        __module__=cls.__module__,
+        __qualname__=cls.__qualname__,
+        __doc__=cls.__doc__,
+        type=(Literal[cls.__name__], Field(description=description)),
+        **fields,
+    )
 
 
 def type_tag(cls: type) -> str | None:
@@ -81,4 +109,4 @@ def load_reference(ref: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-__all__ = ["Registered", "load_reference", "tagged_union", "type_tag"]
+__all__ = ["Registered", "load_reference", "tagged_by_name", "tagged_union", "type_tag"]

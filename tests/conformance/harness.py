@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from modelspec.compiler.load import load
-from modelspec.compiler.model import CompiledModel, apply, flat, split, variables
+from modelspec.compiler.model import CompiledModel, flat, split, variables
 from modelspec.schema.layers import LAYER_TYPES, LayerSpec
 from modelspec.schema.spec import Spec
 
@@ -172,15 +172,7 @@ def run_case(case: Case) -> None:
     new_state = _assign(state, values)
     inputs = {k: jnp.asarray(v) for k, v in x.items()}
     for training in (False, True):
-        ours, stats, _ = apply(
-            new_state.graphdef,
-            new_state.params,
-            new_state.batch_stats,
-            new_state.rng,
-            new_state.frozen,
-            inputs,
-            training=training,
-        )
+        ours, after = new_state.apply(inputs, training=training)
         ours = np.asarray(ours[node.name])
         if training and stochastic:
             ref = np.asarray(keras_call(case, klayer, x, training=False))
@@ -193,7 +185,7 @@ def run_case(case: Case) -> None:
             ours, ref, atol=case.atol, rtol=1e-5, err_msg=f"{case.id} training={training}"
         )
         if training:
-            for path, value in flat(stats):
+            for path, value in flat(after.batch_stats):
                 short = "/".join(str(p) for p in path[2:])
                 match = next(k for k in kvars if k.endswith("/" + short))
                 np.testing.assert_allclose(

@@ -10,57 +10,35 @@ import pytest
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
+
+
+def pool(id_: str, layer_type: str, shape: tuple, dtype: str = F, **layer) -> Case:
+    """A pooling case on one input `x` of `shape` (without the batch axis) and `dtype`."""
+    return Case(id_, {"type": layer_type, **layer}, {"x": (shape, dtype)})
+
+
 CASES = [
-    Case("maxpool_valid", {"type": "MaxPooling2D", "pool_size": 2}, {"x": ((6, 6, 3), F)}),
-    Case(
-        "maxpool_valid_odd",
-        {"type": "MaxPooling2D", "pool_size": 3, "strides": 2},
-        {"x": ((7, 8, 2), F)},
-    ),
-    Case(
-        "maxpool_same_odd",
-        {"type": "MaxPooling2D", "pool_size": [3, 2], "padding": "same"},
-        {"x": ((7, 5, 2), F)},
-    ),
-    Case(
-        "maxpool_same_stride1",
-        {"type": "MaxPooling2D", "pool_size": 3, "strides": 1, "padding": "same"},
-        {"x": ((5, 5, 2), F)},
-    ),
-    Case("maxpool_int", {"type": "MaxPooling2D", "pool_size": 2}, {"x": ((4, 5, 1), "int32")}),
-    Case("avgpool_valid", {"type": "AveragePooling2D", "pool_size": 2}, {"x": ((6, 6, 3), F)}),
-    Case(
-        "avgpool_valid_odd",
-        {"type": "AveragePooling2D", "pool_size": 3, "strides": [2, 1]},
-        {"x": ((7, 6, 2), F)},
-    ),
-    Case(
-        "avgpool_same_odd",
-        {"type": "AveragePooling2D", "pool_size": 3, "strides": 2, "padding": "same"},
-        {"x": ((7, 8, 2), F)},
-    ),
-    Case(
+    pool("maxpool_valid", "MaxPooling2D", (6, 6, 3), pool_size=2),
+    pool("maxpool_valid_odd", "MaxPooling2D", (7, 8, 2), pool_size=3, strides=2),
+    pool("maxpool_same_odd", "MaxPooling2D", (7, 5, 2), pool_size=[3, 2], padding="same"),
+    pool("maxpool_same_stride1", "MaxPooling2D", (5, 5, 2), pool_size=3, strides=1, padding="same"),
+    pool("maxpool_int", "MaxPooling2D", (4, 5, 1), dtype="int32", pool_size=2),
+    pool("avgpool_valid", "AveragePooling2D", (6, 6, 3), pool_size=2),
+    pool("avgpool_valid_odd", "AveragePooling2D", (7, 6, 2), pool_size=3, strides=[2, 1]),
+    pool("avgpool_same_odd", "AveragePooling2D", (7, 8, 2), pool_size=3, strides=2, padding="same"),
+    pool(
         "avgpool_same_stride1",
-        {"type": "AveragePooling2D", "pool_size": [2, 3], "strides": 1, "padding": "same"},
-        {"x": ((5, 4, 2), F)},
+        "AveragePooling2D",
+        (5, 4, 2),
+        pool_size=[2, 3],
+        strides=1,
+        padding="same",
     ),
-    Case(
-        "avgpool_int",
-        {"type": "AveragePooling2D", "pool_size": 2, "padding": "same"},
-        {"x": ((5, 5, 1), "int32")},
-    ),
-    Case("gap1d", {"type": "GlobalAveragePooling1D"}, {"x": ((7, 3), F)}),
-    Case(
-        "gap1d_keepdims",
-        {"type": "GlobalAveragePooling1D", "keepdims": True},
-        {"x": ((None, 3), F)},
-    ),
-    Case("gap2d", {"type": "GlobalAveragePooling2D"}, {"x": ((5, 4, 3), F)}),
-    Case(
-        "gap2d_keepdims",
-        {"type": "GlobalAveragePooling2D", "keepdims": True},
-        {"x": ((3, 6, 2), F)},
-    ),
+    pool("avgpool_int", "AveragePooling2D", (5, 5, 1), dtype="int32", pool_size=2, padding="same"),
+    pool("gap1d", "GlobalAveragePooling1D", (7, 3)),
+    pool("gap1d_keepdims", "GlobalAveragePooling1D", (None, 3), keepdims=True),
+    pool("gap2d", "GlobalAveragePooling2D", (5, 4, 3)),
+    pool("gap2d_keepdims", "GlobalAveragePooling2D", (3, 6, 2), keepdims=True),
 ]
 
 

@@ -10,90 +10,58 @@ from tests.conformance.harness import Case, run_case
 
 F = "float32"
 SEQ = {"x": ((6, 4), F)}
+
+
+def rnn(type_: str, id_: str, **layer) -> Case:
+    """A case of the recurrent layer `type_` on the one sequence input."""
+    return Case(id_, {"type": type_, **layer}, SEQ)
+
+
 CASES = [
     # LSTM
-    Case("lstm_last", {"type": "LSTM", "units": 5}, SEQ),
-    Case("lstm_sequences", {"type": "LSTM", "units": 3, "return_sequences": True}, SEQ),
-    Case("lstm_backwards", {"type": "LSTM", "units": 3, "go_backwards": True}, SEQ),
-    Case(
-        "lstm_backwards_sequences",
-        {"type": "LSTM", "units": 3, "go_backwards": True, "return_sequences": True},
-        SEQ,
-    ),
-    Case("lstm_no_bias", {"type": "LSTM", "units": 4, "use_bias": False}, SEQ),
-    Case("lstm_no_forget_bias", {"type": "LSTM", "units": 4, "unit_forget_bias": False}, SEQ),
-    Case(
+    rnn("LSTM", "lstm_last", units=5),
+    rnn("LSTM", "lstm_sequences", units=3, return_sequences=True),
+    rnn("LSTM", "lstm_backwards", units=3, go_backwards=True),
+    rnn("LSTM", "lstm_backwards_sequences", units=3, go_backwards=True, return_sequences=True),
+    rnn("LSTM", "lstm_no_bias", units=4, use_bias=False),
+    rnn("LSTM", "lstm_no_forget_bias", units=4, unit_forget_bias=False),
+    rnn(
+        "LSTM",
         "lstm_activations",
-        {
-            "type": "LSTM",
-            "units": 3,
-            "activation": "relu",
-            "recurrent_activation": "hard_sigmoid",
-            "return_sequences": True,
-        },
-        SEQ,
+        units=3,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        return_sequences=True,
     ),
-    Case(
-        "lstm_unroll", {"type": "LSTM", "units": 3, "unroll": True, "return_sequences": True}, SEQ
-    ),
-    Case(
-        "lstm_dropout",
-        {"type": "LSTM", "units": 3, "dropout": 0.3, "return_sequences": True},
-        SEQ,
-    ),
-    Case(
-        "lstm_recurrent_dropout",
-        {"type": "LSTM", "units": 3, "dropout": 0.2, "recurrent_dropout": 0.4},
-        SEQ,
-    ),
+    rnn("LSTM", "lstm_unroll", units=3, unroll=True, return_sequences=True),
+    rnn("LSTM", "lstm_dropout", units=3, dropout=0.3, return_sequences=True),
+    rnn("LSTM", "lstm_recurrent_dropout", units=3, dropout=0.2, recurrent_dropout=0.4),
     # GRU
-    Case("gru_last", {"type": "GRU", "units": 5}, SEQ),
-    Case("gru_sequences", {"type": "GRU", "units": 3, "return_sequences": True}, SEQ),
-    Case(
-        "gru_backwards_sequences",
-        {"type": "GRU", "units": 3, "go_backwards": True, "return_sequences": True},
-        SEQ,
-    ),
-    Case("gru_no_bias", {"type": "GRU", "units": 4, "use_bias": False}, SEQ),
-    Case(
-        "gru_reset_before",
-        {"type": "GRU", "units": 4, "reset_after": False, "return_sequences": True},
-        SEQ,
-    ),
-    Case(
-        "gru_reset_before_backwards",
-        {"type": "GRU", "units": 3, "reset_after": False, "go_backwards": True},
-        SEQ,
-    ),
-    Case(
-        "gru_reset_before_no_bias",
-        {"type": "GRU", "units": 3, "reset_after": False, "use_bias": False},
-        SEQ,
-    ),
-    Case(
+    rnn("GRU", "gru_last", units=5),
+    rnn("GRU", "gru_sequences", units=3, return_sequences=True),
+    rnn("GRU", "gru_backwards_sequences", units=3, go_backwards=True, return_sequences=True),
+    rnn("GRU", "gru_no_bias", units=4, use_bias=False),
+    rnn("GRU", "gru_reset_before", units=4, reset_after=False, return_sequences=True),
+    rnn("GRU", "gru_reset_before_backwards", units=3, reset_after=False, go_backwards=True),
+    rnn("GRU", "gru_reset_before_no_bias", units=3, reset_after=False, use_bias=False),
+    rnn(
+        "GRU",
         "gru_activations",
-        {
-            "type": "GRU",
-            "units": 3,
-            "activation": "softsign",
-            "recurrent_activation": "relu6",
-            "return_sequences": True,
-        },
-        SEQ,
+        units=3,
+        activation="softsign",
+        recurrent_activation="relu6",
+        return_sequences=True,
     ),
-    Case("gru_unroll", {"type": "GRU", "units": 3, "unroll": True, "go_backwards": True}, SEQ),
-    Case("gru_dropout", {"type": "GRU", "units": 3, "dropout": 0.3}, SEQ),
-    Case(
+    rnn("GRU", "gru_unroll", units=3, unroll=True, go_backwards=True),
+    rnn("GRU", "gru_dropout", units=3, dropout=0.3),
+    rnn(
+        "GRU",
         "gru_recurrent_dropout_reset_before",
-        {
-            "type": "GRU",
-            "units": 3,
-            "reset_after": False,
-            "dropout": 0.2,
-            "recurrent_dropout": 0.4,
-            "return_sequences": True,
-        },
-        SEQ,
+        units=3,
+        reset_after=False,
+        dropout=0.2,
+        recurrent_dropout=0.4,
+        return_sequences=True,
     ),
 ]
 

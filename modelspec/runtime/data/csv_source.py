@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import csv
 import math
-from pathlib import Path
 
 import numpy as np
 
 from modelspec.errors import choices_hint, short_repr
-from modelspec.runtime.data.raw import (
-    RawArray,
-    RawSource,
-    Reporter,
-    SpecPath,
-    missing_file,
-    resolve,
-    single_input_output,
-)
+from modelspec.runtime.data.raw import RawArray, RawSource, ReadContext, Reporter, SpecPath
 from modelspec.schema.data import CsvSource
-from modelspec.schema.tensors import TensorType
 
 
 def _column(
@@ -57,25 +47,17 @@ def _column(
     return None
 
 
-def read_csv(
-    source: CsvSource,
-    raw: RawSource,
-    *,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    needed_outputs: list[str],
-    base_dir: Path,
-    rep: Reporter,
-) -> None:
+def read_csv(source: CsvSource, raw: RawSource, ctx: ReadContext) -> None:
     """Read the feature columns into the model's one input and the label column into its
     one output, as float64; every unreadable cell's column is reported once."""
-    names = single_input_output(source, raw, model_inputs, model_outputs, rep)
+    rep = ctx.rep
+    names = ctx.single_input_output(source, raw)
     if names is None:
         return
     inp, out = names
-    file = resolve(base_dir, source.path)
     at_path = (*raw.where, "path")
-    if missing_file(rep, at_path, raw.label, file):
+    file = ctx.file(raw, source.path, at_path)
+    if file is None:
         return
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:

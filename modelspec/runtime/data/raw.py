@@ -2,8 +2,8 @@
 
 Shared by every reader (`sources`, `csv_source`) and by the checks that follow
 (`checks`), so a reader per format can live in its own module without importing the
-others. Every reader has the signature of `Reader`: each source spec class names its own
-(`reader`), and `sources.read_source` calls it.
+others. Every reader has the signature of `Reader` and gets its facts in a `ReadContext`:
+each source spec class names its own (`reader`), and `sources.read_source` calls it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from modelspec.errors import Diagnostic, Locate, short_repr
+from modelspec.errors import Diagnostic, Locate, choices_hint, short_repr
 from modelspec.schema.tensors import TensorType
 
 SpecPath = tuple[str | int, ...]
@@ -67,53 +67,64 @@ def resolve(base_dir: Path, name: str) -> Path:
     return path if path.is_absolute() else Path(base_dir) / path
 
 
-def missing_file(rep: Reporter, path: SpecPath, label: str, file: Path) -> bool:
-    """Report (and return True) when `file` is not a readable regular file."""
-    if file.is_file():
-        return False
-    what = "is a directory, not a file" if file.is_dir() else "was not found"
-    rep.error(
-        path,
-        f"{label}: file {str(file)!r} {what}",
-        hint="Relative paths are resolved against the spec file's directory.",
-    )
-    return True
+@dataclass(frozen=True)
+class ReadContext:
+    """What every reader is told besides its source spec and the `RawSource` it fills:
+    the model's inputs and outputs, the outputs that need targets, where relative paths
+    start, and where problems go. One object, so each reader has one short signature and
+    the reports every format makes (missing file, unknown name, wrong model arity) have
+    one wording."""
+
+    model_inputs: dict[str, TensorType]
+    model_outputs: dict[str, TensorType]
+    needed_outputs: list[str]
+    base_dir: Path
+    rep: Reporter
+
+    def file(self, raw: RawSource, name: str, at: SpecPath) -> Path | None:
+        """`name` resolved against the spec's directory; None (reported at `at`) when it
+        is not a readable regular file."""
+        file = resolve(self.base_dir, name)
+        if file.is_file():
+            return file
+        what = "is a directory, not a file" if file.is_dir() else "was not found"
+        self.rep.error(
+            at,
+            f"{raw.label}: file {str(file)!r} {what}",
+            hint="Relative paths are resolved against the spec file's directory.",
+        )
+        return None
+
+    def not_a_model_name(
+        self, raw: RawSource, at: SpecPath, key: str, kind: str, model: dict[str, TensorType]
+    ) -> None:
+        """Report a mapping key that names no model input/output (`kind`)."""
+        self.rep.error(
+            at,
+            f"{raw.label}: {key!r} is not a model {kind}",
+            received=short_repr(key),
+            hint=choices_hint(key, list(model)),
+        )
+
+    def single_input_output(self, source: Any, raw: RawSource) -> tuple[str, str] | None:
+        """(input, output) names for a source that feeds one input and one output
+        (sklearn, csv); None, reported, when the model has more."""
+        if len(self.model_inputs) != 1 or len(self.model_outputs) != 1:
+            self.rep.error(
+                raw.where,
+                f"{raw.label}: a {source.type} source feeds a model with one input and one "
+                f"output, but the model has inputs {list(self.model_inputs)} and outputs "
+                f"{list(self.model_outputs)}",
+                hint="Use an npz or npy source, which maps arrays to inputs and outputs by name.",
+            )
+            return None
+        (inp,), (out,) = self.model_inputs, self.model_outputs
+        return inp, out
 
 
 class Reader(Protocol):
     """How every source reader is called: read `source` into `raw` (arrays for the model
-    inputs and for `needed_outputs`), reporting to `rep` what cannot be found or read."""
+    inputs and for `ctx.needed_outputs`), reporting to `ctx.rep` what cannot be found or
+    read."""
 
-    def __call__(
-        self,
-        source: Any,
-        raw: RawSource,
-        *,
-        model_inputs: dict[str, TensorType],
-        model_outputs: dict[str, TensorType],
-        needed_outputs: list[str],
-        base_dir: Path,
-        rep: Reporter,
-    ) -> None: ...
-
-
-def single_input_output(
-    source: Any,
-    raw: RawSource,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    rep: Reporter,
-) -> tuple[str, str] | None:
-    """(input, output) names for a source that feeds one input and one output (sklearn,
-    csv); None, reported, when the model has more."""
-    if len(model_inputs) != 1 or len(model_outputs) != 1:
-        rep.error(
-            raw.where,
-            f"{raw.label}: a {source.type} source feeds a model with one input and one "
-            f"output, but the model has inputs {list(model_inputs)} and outputs "
-            f"{list(model_outputs)}",
-            hint="Use an npz or npy source, which maps arrays to inputs and outputs by name.",
-        )
-        return None
-    (inp,), (out,) = model_inputs, model_outputs
-    return inp, out
+    def __call__(self, source: Any, raw: RawSource, ctx: ReadContext) -> None: ...

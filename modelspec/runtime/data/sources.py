@@ -12,23 +12,23 @@ into memory only up to a cap (`npfiles.MAX_DECOMPRESSED_BYTES`). The CSV reader 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from modelspec.errors import choices_hint, did_you_mean, format_path, short_repr
+from modelspec.errors import did_you_mean, format_path
 from modelspec.runtime.data.npfiles import ArrayFileError, NpzArchive, file_kind, load_npy
 from modelspec.runtime.data.raw import (
     Locate,
     RawArray,
     RawSource,
+    ReadContext,
     Reader,
     Reporter,
     SpecPath,
-    missing_file,
-    resolve,
-    single_input_output,
 )
 from modelspec.schema.data import NpySource, NpzSource, SklearnSource, SourceSpec
 from modelspec.schema.tensors import TensorType
@@ -59,30 +59,52 @@ def read_source(
     if not isinstance(source, SourceSpec):  # pragma: no cover - the schema admits no other
         raise TypeError(f"unknown data source {source!r}")
     reader: Reader = load_reference(source.reader)
-    reader(
-        source,
-        raw,
-        model_inputs=model_inputs,
-        model_outputs=model_outputs,
-        needed_outputs=needed_outputs,
-        base_dir=base_dir,
-        rep=rep,
-    )
+    reader(source, raw, ReadContext(model_inputs, model_outputs, needed_outputs, base_dir, rep))
     return raw
 
 
-def read_sklearn(
-    source: SklearnSource,
+_OTHER_KIND = {
+    "npz": (
+        "{file!r} holds a single array (.npy), not an .npz archive",
+        "Use `type: npy` with `inputs:`/`targets:` mapping names to .npy files.",
+    ),
+    "npy": ("{name!r} is an .npz archive, not an .npy file", "Use `type: npz` for archives."),
+}
+"""Per expected NumPy format: the message (and hint) when the file is the other one."""
+
+T = TypeVar("T")
+
+
+def _open(
+    ctx: ReadContext,
     raw: RawSource,
-    *,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    needed_outputs: list[str],
-    base_dir: Path,
-    rep: Reporter,
-) -> None:
+    name: str,
+    at: SpecPath,
+    expect: Literal["npy", "npz"],
+    opener: Callable[[Path], T],
+) -> T | None:
+    """`opener(file)` for the file `name` when it is the `expect`ed NumPy format; None,
+    reported at `at`, when it is missing, the other format or unreadable. Both NumPy
+    readers go through here, so they check (and word) these cases alike."""
+    file = ctx.file(raw, name, at)
+    if file is None:
+        return None
+    try:
+        if file_kind(file) != expect:
+            message, hint = _OTHER_KIND[expect]
+            ctx.rep.error(
+                at, f"{raw.label}: " + message.format(file=str(file), name=name), hint=hint
+            )
+            return None
+        return opener(file)
+    except ArrayFileError as exc:
+        ctx.rep.error(at, f"{raw.label}: {exc.message}", hint=exc.hint)
+        return None
+
+
+def read_sklearn(source: SklearnSource, raw: RawSource, ctx: ReadContext) -> None:
     """A toy dataset bundled with scikit-learn: features -> the input, target -> the output."""
-    names = single_input_output(source, raw, model_inputs, model_outputs, rep)
+    names = ctx.single_input_output(source, raw)
     if names is None:
         return
     inp, out = names
@@ -94,7 +116,7 @@ def read_sklearn(
 
 
 def _mapping(
-    rep: Reporter,
+    ctx: ReadContext,
     raw: RawSource,
     given: dict[str, str] | None,
     field_name: str,
@@ -108,12 +130,7 @@ def _mapping(
     plan: dict[str, tuple[list[str], SpecPath]] = {}
     for key, array in (given or {}).items():
         if key not in model:
-            rep.error(
-                (*raw.where, field_name, key),
-                f"{raw.label}: {key!r} is not a model {kind}",
-                received=short_repr(key),
-                hint=choices_hint(key, list(model)),
-            )
+            ctx.not_a_model_name(raw, (*raw.where, field_name, key), key, kind, model)
         else:
             plan[key] = ([array], (*raw.where, field_name, key))
     for name in wanted:
@@ -124,33 +141,12 @@ def _mapping(
     return plan
 
 
-def read_npz(
-    source: NpzSource,
-    raw: RawSource,
-    *,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    needed_outputs: list[str],
-    base_dir: Path,
-    rep: Reporter,
-) -> None:
+def read_npz(source: NpzSource, raw: RawSource, ctx: ReadContext) -> None:
     """Arrays of one `.npz` archive, found by the mapping or by the model's names."""
-    file = resolve(base_dir, source.path)
-    at_path = (*raw.where, "path")
-    if missing_file(rep, at_path, raw.label, file):
+    archive = _open(ctx, raw, source.path, (*raw.where, "path"), "npz", NpzArchive)
+    if archive is None:
         return
-    try:
-        if file_kind(file) == "npy":
-            rep.error(
-                at_path,
-                f"{raw.label}: {str(file)!r} holds a single array (.npy), not an .npz archive",
-                hint="Use `type: npy` with `inputs:`/`targets:` mapping names to .npy files.",
-            )
-            return
-        archive = NpzArchive(file)
-    except ArrayFileError as exc:
-        rep.error(at_path, f"{raw.label}: {exc.message}", hint=exc.hint)
-        return
+    inputs, outputs = ctx.model_inputs, ctx.model_outputs
     with archive:
         available = archive.names
         plans = [
@@ -158,13 +154,13 @@ def read_npz(
                 "inputs",
                 "input",
                 raw.inputs,
-                _mapping(rep, raw, source.inputs, "inputs", model_inputs, list(model_inputs), "x"),
+                _mapping(ctx, raw, source.inputs, "inputs", inputs, list(inputs), "x"),
             ),
             (
                 "targets",
                 "output",
                 raw.targets,
-                _mapping(rep, raw, source.targets, "targets", model_outputs, needed_outputs, "y"),
+                _mapping(ctx, raw, source.targets, "targets", outputs, ctx.needed_outputs, "y"),
             ),
         ]
         for field_name, kind, dest, plan in plans:
@@ -173,7 +169,7 @@ def read_npz(
                 if found is None:
                     tried = " or ".join(repr(c) for c in candidates)
                     close = did_you_mean(candidates[0], available)
-                    rep.error(
+                    ctx.rep.error(
                         at,
                         f"{raw.label}: no array {tried} for model {kind} {model_name!r}",
                         received="arrays " + ", ".join(repr(a) for a in available),
@@ -183,28 +179,20 @@ def read_npz(
                 try:
                     dest[model_name] = RawArray(archive.load(found), f"array {found!r}", at)
                 except ArrayFileError as exc:
-                    rep.error(at, f"{raw.label}: {exc.message}", hint=exc.hint)
+                    ctx.rep.error(at, f"{raw.label}: {exc.message}", hint=exc.hint)
 
 
-def read_npy(
-    source: NpySource,
-    raw: RawSource,
-    *,
-    model_inputs: dict[str, TensorType],
-    model_outputs: dict[str, TensorType],
-    needed_outputs: list[str],
-    base_dir: Path,
-    rep: Reporter,
-) -> None:
+def read_npy(source: NpySource, raw: RawSource, ctx: ReadContext) -> None:
     """One memory-mapped `.npy` file per model input and needed output."""
+    inputs, outputs = ctx.model_inputs, ctx.model_outputs
     groups = [
-        ("inputs", "input", source.inputs, model_inputs, list(model_inputs), raw.inputs),
-        ("targets", "output", source.targets, model_outputs, needed_outputs, raw.targets),
+        ("inputs", "input", source.inputs, inputs, list(inputs), raw.inputs),
+        ("targets", "output", source.targets, outputs, ctx.needed_outputs, raw.targets),
     ]
     for field_name, kind, given, model, wanted, dest in groups:
         for name in wanted:
             if name not in given:
-                rep.error(
+                ctx.rep.error(
                     (*raw.where, field_name),
                     f"{raw.label}: no file given for model {kind} {name!r}",
                     received=list(given),
@@ -213,26 +201,8 @@ def read_npy(
         for key, name in given.items():
             at = (*raw.where, field_name, key)
             if key not in model:
-                rep.error(
-                    at,
-                    f"{raw.label}: {key!r} is not a model {kind}",
-                    received=short_repr(key),
-                    hint=choices_hint(key, list(model)),
-                )
+                ctx.not_a_model_name(raw, at, key, kind, model)
                 continue
-            file = resolve(base_dir, name)
-            if missing_file(rep, at, raw.label, file):
-                continue
-            try:
-                if file_kind(file) == "npz":
-                    rep.error(
-                        at,
-                        f"{raw.label}: {name!r} is an .npz archive, not an .npy file",
-                        hint="Use `type: npz` for archives.",
-                    )
-                    continue
-                array = load_npy(file, f"file {name!r}")
-            except ArrayFileError as exc:
-                rep.error(at, f"{raw.label}: {exc.message}", hint=exc.hint)
-                continue
-            dest[key] = RawArray(array, f"file {name!r}", at)
+            array = _open(ctx, raw, name, at, "npy", partial(load_npy, what=f"file {name!r}"))
+            if array is not None:
+                dest[key] = RawArray(array, f"file {name!r}", at)

@@ -74,6 +74,20 @@ def _same_shape(loss: str, y_true: Array, y_pred: Array) -> None:
         )
 
 
+def _smoothed_labels(
+    loss: str, y_true: Array, y_pred: Array, label_smoothing: float, classes: int | None
+) -> Array:
+    """`y_true`, checked against `y_pred` and in its dtype, with Keras's label smoothing
+    towards the uniform distribution over `classes` (2 for binary cross-entropy; None:
+    the size of the last axis, for categorical): one rule for both cross-entropies."""
+    _same_shape(loss, y_true, y_pred)
+    y_true = y_true.astype(y_pred.dtype)
+    if label_smoothing:
+        num_classes = y_true.shape[-1] if classes is None else classes
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return y_true
+
+
 def _log_probs(y_pred: Array, from_logits: bool, axis: int) -> Array:
     if from_logits:
         return jax.nn.log_softmax(y_pred, axis=axis)
@@ -90,10 +104,7 @@ def categorical_crossentropy(
     axis: int = -1,
 ) -> Array:
     """Per-sample categorical cross-entropy (Keras: smoothing uses the last axis size)."""
-    _same_shape("categorical_crossentropy", y_true, y_pred)
-    y_true = y_true.astype(y_pred.dtype)
-    if label_smoothing:
-        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_true.shape[-1]
+    y_true = _smoothed_labels("categorical_crossentropy", y_true, y_pred, label_smoothing, None)
     return -jnp.sum(y_true * _log_probs(y_pred, from_logits, axis), axis=axis)
 
 
@@ -152,10 +163,7 @@ def binary_crossentropy(
     axis: int = -1,
 ) -> Array:
     """Element-wise binary cross-entropy, averaged over `axis`."""
-    _same_shape("binary_crossentropy", y_true, y_pred)
-    y_true = y_true.astype(y_pred.dtype)
-    if label_smoothing:
-        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    y_true = _smoothed_labels("binary_crossentropy", y_true, y_pred, label_smoothing, 2)
     if from_logits:
         bce = -y_true * jax.nn.log_sigmoid(y_pred) - (1.0 - y_true) * jax.nn.log_sigmoid(-y_pred)
     else:

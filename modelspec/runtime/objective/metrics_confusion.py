@@ -13,6 +13,7 @@ same path it takes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
@@ -133,6 +134,23 @@ def _bucketed_counts(
     return {"tp": tp, "fp": fp, "tn": total_false - fp, "fn": total_true - tp}
 
 
+def _summed(
+    keys: tuple[str, ...], shape: tuple[int, ...], increments: Callable[..., State]
+) -> tuple[Callable[[], State], Callable[..., State]]:
+    """`init` and `update` of a metric whose state is float32 counters `keys` of `shape`,
+    each batch adding `increments(y_true, y_pred, sample_weight=...)` to them: the
+    accumulation every confusion metric shares, so each says only what it counts."""
+
+    def init() -> State:
+        return {k: jnp.zeros(shape, jnp.float32) for k in keys}
+
+    def update(state: State, y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
+        counts = increments(y_true, y_pred, sample_weight=sample_weight)
+        return {k: state[k] + counts[k] for k in keys}
+
+    return init, update
+
+
 def _thresholds(spec: schema.Precision | schema.Recall) -> np.ndarray:
     default = 0.5 if spec.top_k is None else NEG_INF
     raw = default if spec.thresholds is None else spec.thresholds
@@ -144,21 +162,14 @@ def precision_recall(spec: schema.Precision | schema.Recall) -> Triple:
     thresholds = _thresholds(spec)
     evenly = _evenly_distributed(thresholds)
     other = "fp" if isinstance(spec, schema.Precision) else "fn"
-
-    def init() -> State:
-        return {k: jnp.zeros(len(thresholds), jnp.float32) for k in ("tp", other)}
-
-    def update(state: State, y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
-        counts = confusion_counts(
-            y_true,
-            y_pred,
-            thresholds,
-            evenly=evenly,
-            sample_weight=sample_weight,
-            top_k=spec.top_k,
-            class_id=spec.class_id,
-        )
-        return {k: state[k] + counts[k] for k in state}
+    counts = partial(
+        confusion_counts,
+        thresholds=thresholds,
+        evenly=evenly,
+        top_k=spec.top_k,
+        class_id=spec.class_id,
+    )
+    init, update = _summed(("tp", other), (len(thresholds),), counts)
 
     def result(state: State) -> Array:
         value = divide_no_nan(state["tp"], state["tp"] + state[other])
@@ -184,14 +195,11 @@ def auc(spec: schema.AUC, num_labels: int | None) -> Triple:
     shape = (n, labels) if spec.multi_label else (n,)
     weights = None if spec.label_weights is None else jnp.asarray(spec.label_weights, jnp.float32)
 
-    def init() -> State:
-        return {k: jnp.zeros(shape, jnp.float32) for k in ("tp", "fp", "tn", "fn")}
-
-    def update(state: State, y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
+    def counts(y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
         y_pred = jnp.asarray(y_pred).astype(jnp.float32)
         if spec.from_logits:
             y_pred = jax.nn.sigmoid(y_pred)
-        counts = confusion_counts(
+        return confusion_counts(
             y_true,
             y_pred,
             thresholds,
@@ -200,7 +208,8 @@ def auc(spec: schema.AUC, num_labels: int | None) -> Triple:
             multi_label=spec.multi_label,
             label_weights=None if spec.multi_label else weights,
         )
-        return {k: state[k] + counts[k] for k in state}
+
+    init, update = _summed(("tp", "fp", "tn", "fn"), shape, counts)
 
     def aggregate(by_threshold: Array) -> Array:
         if not spec.multi_label:
@@ -259,12 +268,8 @@ def fbeta(spec: schema.F1Score | schema.FBetaScore, num_classes: int | None) -> 
         raise ValueError(f"{spec.type} needs the output shape (number of classes)")
     shape = () if micro else (num_classes,)
     axis = None if micro else 0
-    keys = ("tp", "fp", "fn", "support")
 
-    def init() -> State:
-        return {k: jnp.zeros(shape, jnp.float32) for k in keys}
-
-    def update(state: State, y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
+    def increments(y_true: Any, y_pred: Any, sample_weight: Any = None) -> State:
         y_true = jnp.asarray(y_true).astype(jnp.float32)
         y_pred = jnp.asarray(y_pred).astype(jnp.float32)
         if y_true.ndim != 2 or y_pred.ndim != 2:
@@ -285,13 +290,14 @@ def fbeta(spec: schema.F1Score | schema.FBetaScore, num_classes: int | None) -> 
                 val = val * jnp.expand_dims(sw, 1)
             return jnp.sum(val, axis=axis)
 
-        increments = {
+        return {
             "tp": wsum(pred * y_true),
             "fp": wsum(pred * (1 - y_true)),
             "fn": wsum((1 - pred) * y_true),
             "support": wsum(y_true),
         }
-        return {k: state[k] + increments[k] for k in keys}
+
+    init, update = _summed(("tp", "fp", "fn", "support"), shape, increments)
 
     def result(state: State) -> Array:
         tp = state["tp"]

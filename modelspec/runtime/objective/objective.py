@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from modelspec.compiler.checked import CheckedSpec
-from modelspec.errors import Diagnostic, SpecError
+from modelspec.errors import SpecError
 from modelspec.runtime.objective.losses import LossFn, build_loss
 from modelspec.runtime.objective.metrics import Mean, MetricFn, build_metrics
 
@@ -24,13 +24,10 @@ def losses_by_output(spec: CheckedSpec) -> dict[str, Any]:
     """`loss:` as output name -> loss spec (a single loss applies to every output)."""
     outputs = spec.graph.outputs
     if spec.loss is None:
-        raise SpecError.single(
-            Diagnostic.at(
-                spec.locate(()),
-                ("loss",),
-                "training needs a loss",
-                hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, from_logits: true}`.",
-            )
+        raise spec.missing(
+            "loss",
+            "training needs a loss",
+            hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, from_logits: true}`.",
         )
     if isinstance(spec.loss, dict):
         errors = []

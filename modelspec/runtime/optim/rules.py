@@ -22,6 +22,7 @@ Adagrad, Adadelta) and `rules_scaled` (Lamb, Adafactor).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -76,6 +77,30 @@ def rule(
         return update(grads, state, params, learning_rate, step)
 
     return optax.GradientTransformationExtraArgs(init, update_fn)
+
+
+def slot_rule(
+    state_type: type[Any],
+    leaf: Callable[..., tuple],
+    *,
+    init: Callable[[Tree], NamedTuple] | None = None,
+    with_params: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    """A rule whose state is one slot tree per field of the NamedTuple `state_type`, every
+    slot updated leaf by leaf: `leaf(lr, step, g, [p,] *slots) -> (delta, *new_slots)`
+    (`p`, the parameter, only `with_params`). The slots start as zeros unless `init`
+    says otherwise. Most Keras rules have this shape; stating it once leaves each of
+    them only its per-leaf arithmetic."""
+
+    def zero_slots(params: Tree) -> NamedTuple:
+        return state_type(*(zeros(params) for _ in state_type._fields))
+
+    def update(grads, state, params, lr, step):
+        extra = (params,) if with_params else ()
+        delta, *slots = map_leaves(partial(leaf, lr, step), grads, *extra, *state)
+        return delta, state_type(*slots)
+
+    return rule(init or zero_slots, update)
 
 
 def update_rule(spec: OptimizerSpec) -> optax.GradientTransformationExtraArgs:

@@ -14,6 +14,7 @@ from modelspec.runtime.optim.rules import (
     map_leaves,
     rule,
     scalar_zeros,
+    slot_rule,
     zeros,
 )
 from modelspec.schema.optimizers import Adadelta, Adagrad, RMSprop
@@ -74,15 +75,11 @@ def adagrad(spec: Adagrad) -> optax.GradientTransformationExtraArgs:
             jax.tree.map(lambda p: jnp.full_like(p, spec.initial_accumulator_value), params)
         )
 
-    def update(grads, state, params, lr, step):
-        def leaf(g, acc):
-            acc = acc + jnp.square(g)
-            return -((lr.astype(g.dtype) * g) / jnp.sqrt(acc + spec.epsilon)), acc
+    def leaf(lr, step, g, acc):
+        acc = acc + jnp.square(g)
+        return -((lr.astype(g.dtype) * g) / jnp.sqrt(acc + spec.epsilon)), acc
 
-        delta, acc = map_leaves(leaf, grads, state.accumulator)
-        return delta, AdagradState(acc)
-
-    return rule(init, update)
+    return slot_rule(AdagradState, leaf, init=init)
 
 
 class AdadeltaState(NamedTuple):
@@ -91,24 +88,15 @@ class AdadeltaState(NamedTuple):
 
 
 def adadelta(spec: Adadelta) -> optax.GradientTransformationExtraArgs:
-    def init(params):
-        return AdadeltaState(zeros(params), zeros(params))
+    rho = spec.rho
 
-    def update(grads, state, params, lr, step):
-        rho = spec.rho
+    def rms(x):
+        return jnp.sqrt(x + spec.epsilon)
 
-        def rms(x):
-            return jnp.sqrt(x + spec.epsilon)
+    def leaf(lr, step, g, acc_g, acc_d):
+        acc_g = rho * acc_g + (1 - rho) * jnp.square(g)
+        delta_var = -((rms(acc_d) * g) / rms(acc_g))
+        acc_d = rho * acc_d + (1 - rho) * jnp.square(delta_var)
+        return lr.astype(g.dtype) * delta_var, acc_g, acc_d
 
-        def leaf(g, acc_g, acc_d):
-            acc_g = rho * acc_g + (1 - rho) * jnp.square(g)
-            delta_var = -((rms(acc_d) * g) / rms(acc_g))
-            acc_d = rho * acc_d + (1 - rho) * jnp.square(delta_var)
-            return lr.astype(g.dtype) * delta_var, acc_g, acc_d
-
-        delta, acc_g, acc_d = map_leaves(
-            leaf, grads, state.accumulated_grad, state.accumulated_delta_var
-        )
-        return delta, AdadeltaState(acc_g, acc_d)
-
-    return rule(init, update)
+    return slot_rule(AdadeltaState, leaf)

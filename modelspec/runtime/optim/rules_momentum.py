@@ -16,6 +16,7 @@ from modelspec.runtime.optim.rules import (
     map_leaves,
     rule,
     scalar_zeros,
+    slot_rule,
     zeros,
 )
 from modelspec.schema.optimizers import SGD, Adam, Adamax, Lion, Nadam
@@ -89,21 +90,14 @@ class AdamaxState(NamedTuple):
 
 
 def adamax(spec: Adamax) -> optax.GradientTransformationExtraArgs:
-    def init(params):
-        return AdamaxState(zeros(params), zeros(params))
+    def leaf(lr, step, g, m, u):
+        dt = g.dtype
+        b1_power = jnp.power(jnp.asarray(spec.beta_1, dt), local_step(step, dt))
+        m = m + (g - m) * (1 - spec.beta_1)
+        u = jnp.maximum(spec.beta_2 * u, jnp.abs(g))
+        return -((lr.astype(dt) * m) / ((1 - b1_power) * (u + spec.epsilon))), m, u
 
-    def update(grads, state, params, lr, step):
-        def leaf(g, m, u):
-            dt = g.dtype
-            b1_power = jnp.power(jnp.asarray(spec.beta_1, dt), local_step(step, dt))
-            m = m + (g - m) * (1 - spec.beta_1)
-            u = jnp.maximum(spec.beta_2 * u, jnp.abs(g))
-            return -((lr.astype(dt) * m) / ((1 - b1_power) * (u + spec.epsilon))), m, u
-
-        delta, m, u = map_leaves(leaf, grads, state.momentum, state.norm)
-        return delta, AdamaxState(m, u)
-
-    return rule(init, update)
+    return slot_rule(AdamaxState, leaf)
 
 
 class NadamState(NamedTuple):
@@ -151,17 +145,10 @@ class LionState(NamedTuple):
 
 
 def lion(spec: Lion) -> optax.GradientTransformationExtraArgs:
-    def init(params):
-        return LionState(zeros(params))
+    def leaf(lr, step, g, m):
+        dt = g.dtype
+        beta_1, beta_2 = jnp.asarray(spec.beta_1, dt), jnp.asarray(spec.beta_2, dt)
+        delta = -(lr.astype(dt) * jnp.sign(m * beta_1 + g * (1.0 - beta_1)))
+        return delta, m * beta_2 + g * (1.0 - beta_2)
 
-    def update(grads, state, params, lr, step):
-        def leaf(g, m):
-            dt = g.dtype
-            beta_1, beta_2 = jnp.asarray(spec.beta_1, dt), jnp.asarray(spec.beta_2, dt)
-            delta = -(lr.astype(dt) * jnp.sign(m * beta_1 + g * (1.0 - beta_1)))
-            return delta, m * beta_2 + g * (1.0 - beta_2)
-
-        delta, m = map_leaves(leaf, grads, state.momentum)
-        return delta, LionState(m)
-
-    return rule(init, update)
+    return slot_rule(LionState, leaf)

@@ -10,13 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from modelspec.runtime.optim.rules import (
-    Tree,
-    local_step,
-    map_leaves,
-    rule,
-    zeros,
-)
+from modelspec.runtime.optim.rules import Tree, local_step, slot_rule
 from modelspec.schema.optimizers import Adafactor, Lamb
 
 
@@ -26,29 +20,22 @@ class LambState(NamedTuple):
 
 
 def lamb(spec: Lamb) -> optax.GradientTransformationExtraArgs:
-    def init(params):
-        return LambState(zeros(params), zeros(params))
+    def leaf(lr, step, g, p, m, v):
+        dt = g.dtype
+        t = local_step(step, dt)
+        b1_power = jnp.power(jnp.asarray(spec.beta_1, dt), t)
+        b2_power = jnp.power(jnp.asarray(spec.beta_2, dt), t)
+        m = m + (g - m) * (1 - spec.beta_1)
+        v = v + (jnp.square(g) - v) * (1 - spec.beta_2)
+        m_hat = m / (1.0 - b1_power)
+        v_sqrt = jnp.sqrt(v / (1.0 - b2_power)) + spec.epsilon
+        step_dir = m_hat / v_sqrt
+        w_norm = jnp.sqrt(jnp.sum(jnp.square(p)))
+        g_norm = jnp.sqrt(jnp.sum(jnp.square(step_dir)))
+        ratio = jnp.where(w_norm > 0, jnp.where(g_norm > 0, w_norm / g_norm, 1.0), 1.0)
+        return -(ratio * lr.astype(dt) * step_dir), m, v
 
-    def update(grads, state, params, lr, step):
-        def leaf(g, p, m, v):
-            dt = g.dtype
-            t = local_step(step, dt)
-            b1_power = jnp.power(jnp.asarray(spec.beta_1, dt), t)
-            b2_power = jnp.power(jnp.asarray(spec.beta_2, dt), t)
-            m = m + (g - m) * (1 - spec.beta_1)
-            v = v + (jnp.square(g) - v) * (1 - spec.beta_2)
-            m_hat = m / (1.0 - b1_power)
-            v_sqrt = jnp.sqrt(v / (1.0 - b2_power)) + spec.epsilon
-            step_dir = m_hat / v_sqrt
-            w_norm = jnp.sqrt(jnp.sum(jnp.square(p)))
-            g_norm = jnp.sqrt(jnp.sum(jnp.square(step_dir)))
-            ratio = jnp.where(w_norm > 0, jnp.where(g_norm > 0, w_norm / g_norm, 1.0), 1.0)
-            return -(ratio * lr.astype(dt) * step_dir), m, v
-
-        delta, m, v = map_leaves(leaf, grads, params, state.momentum, state.velocity)
-        return delta, LambState(m, v)
-
-    return rule(init, update)
+    return slot_rule(LambState, leaf, with_params=True)
 
 
 class AdafactorState(NamedTuple):
@@ -78,28 +65,23 @@ def adafactor(spec: Adafactor) -> optax.GradientTransformationExtraArgs:
             v=jax.tree.map(lambda p: jnp.zeros(p.shape if p.ndim < 2 else (), p.dtype), params),
         )
 
-    def update(grads, state, params, lr, step):
-        def leaf(g, p, r, c, v):
-            dt = g.dtype
-            t = local_step(step, dt)
-            rho_t = jnp.minimum(lr.astype(dt), 1 / jnp.sqrt(t))
-            alpha_t = jnp.maximum(jnp.asarray(spec.epsilon_2, dt), _rms(p)) * rho_t
-            grad_sq = jnp.square(g) + spec.epsilon_1
-            beta_2_t = 1 - jnp.power(t, spec.beta_2_decay)
-            if p.ndim >= 2:
-                r = beta_2_t * r + (1 - beta_2_t) * jnp.mean(grad_sq, axis=-1)
-                c = beta_2_t * c + (1 - beta_2_t) * jnp.mean(grad_sq, axis=-2)
-                v_full = jnp.expand_dims(
-                    r / jnp.mean(r, axis=-1, keepdims=True), -1
-                ) * jnp.expand_dims(c, -2)
-            else:
-                v = beta_2_t * v + (1 - beta_2_t) * grad_sq
-                v_full = v
-            u = g / jnp.sqrt(v_full)
-            u_hat = u / jnp.maximum(jnp.asarray(1.0, dt), _rms(u) / spec.clip_threshold)
-            return -(alpha_t * u_hat), r, c, v
+    def leaf(lr, step, g, p, r, c, v):
+        dt = g.dtype
+        t = local_step(step, dt)
+        rho_t = jnp.minimum(lr.astype(dt), 1 / jnp.sqrt(t))
+        alpha_t = jnp.maximum(jnp.asarray(spec.epsilon_2, dt), _rms(p)) * rho_t
+        grad_sq = jnp.square(g) + spec.epsilon_1
+        beta_2_t = 1 - jnp.power(t, spec.beta_2_decay)
+        if p.ndim >= 2:
+            r = beta_2_t * r + (1 - beta_2_t) * jnp.mean(grad_sq, axis=-1)
+            c = beta_2_t * c + (1 - beta_2_t) * jnp.mean(grad_sq, axis=-2)
+            row = jnp.expand_dims(r / jnp.mean(r, axis=-1, keepdims=True), -1)
+            v_full = row * jnp.expand_dims(c, -2)
+        else:
+            v = beta_2_t * v + (1 - beta_2_t) * grad_sq
+            v_full = v
+        u = g / jnp.sqrt(v_full)
+        u_hat = u / jnp.maximum(jnp.asarray(1.0, dt), _rms(u) / spec.clip_threshold)
+        return -(alpha_t * u_hat), r, c, v
 
-        delta, r, c, v = map_leaves(leaf, grads, params, state.r, state.c, state.v)
-        return delta, AdafactorState(r, c, v)
-
-    return rule(init, update)
+    return slot_rule(AdafactorState, leaf, init=init, with_params=True)

@@ -40,6 +40,13 @@ def _f32(x: float) -> jax.Array:
     return jnp.asarray(x, dtype=F32)
 
 
+def _decay_progress(step: jax.Array, decay_steps: int, staircase: bool) -> jax.Array:
+    """`step / decay_steps` in float32, floored with `staircase`: the exponent of
+    `ExponentialDecay` and the ratio of `InverseTimeDecay`, computed alike by Keras."""
+    p = jnp.asarray(step).astype(F32) / _f32(decay_steps)
+    return jnp.floor(p) if staircase else p
+
+
 def build_schedule(spec: float | Schedule) -> optax.Schedule:
     """A jittable `step -> float32 learning rate` function equal to the Keras schedule
     (or a constant for a plain number). `step` is Keras's `optimizer.iterations`."""
@@ -55,11 +62,8 @@ def exponential_decay(spec: ExponentialDecay) -> optax.Schedule:
     """Keras `ExponentialDecay.__call__` as a jittable function of the step."""
 
     def schedule(step: jax.Array) -> jax.Array:
-        lr0 = _f32(spec.initial_learning_rate)
-        p = jnp.asarray(step).astype(F32) / _f32(spec.decay_steps)
-        if spec.staircase:
-            p = jnp.floor(p)
-        return lr0 * jnp.power(_f32(spec.decay_rate), p)
+        p = _decay_progress(step, spec.decay_steps, spec.staircase)
+        return _f32(spec.initial_learning_rate) * jnp.power(_f32(spec.decay_rate), p)
 
     return schedule
 
@@ -110,11 +114,8 @@ def inverse_time_decay(spec: InverseTimeDecay) -> optax.Schedule:
     """Keras `InverseTimeDecay.__call__` as a jittable function of the step."""
 
     def schedule(step: jax.Array) -> jax.Array:
-        lr0 = _f32(spec.initial_learning_rate)
-        p = jnp.asarray(step).astype(F32) / _f32(spec.decay_steps)
-        if spec.staircase:
-            p = jnp.floor(p)
-        return lr0 / (_f32(1.0) + _f32(spec.decay_rate) * p)
+        p = _decay_progress(step, spec.decay_steps, spec.staircase)
+        return _f32(spec.initial_learning_rate) / (_f32(1.0) + _f32(spec.decay_rate) * p)
 
     return schedule
 

@@ -14,8 +14,8 @@ from modelspec.schema.layers.shape_math import (
     float_out,
     int_tuple,
     known_last,
-    need_rank,
-    window_out,
+    need_channels_last,
+    spatial_out,
 )
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
@@ -28,7 +28,6 @@ class _Conv(LayerSpec):
     """Shared by Conv1D and Conv2D; `rank` is the number of spatial axes."""
 
     rank: ClassVar[int] = 0
-    axes_names: ClassVar[str] = ""
     filters: PositiveInt
     """Number of output channels."""
     activation: ActivationFn | None = None
@@ -44,7 +43,7 @@ class _Conv(LayerSpec):
 
     def infer(self, x: TensorType) -> LayerShape:
         n = self.rank
-        need_rank(x, n + 2, f"(batch, {self.axes_names}, channels)")
+        need_channels_last(x, n)
         k = int_tuple(self.kernel_size, n, "kernel_size")
         s = int_tuple(self.strides, n, "strides")
         d = int_tuple(self.dilation_rate, n, "dilation_rate")
@@ -63,16 +62,16 @@ class _Conv(LayerSpec):
                 field="groups",
                 received=f"groups={g}",
             )
-        spatial = tuple(
-            window_out(x.shape[1 + i], k[i], s[i], d[i], self.padding) for i in range(n)
+        spatial = spatial_out(
+            x,
+            k,
+            s,
+            d,
+            self.padding,
+            field="kernel_size",
+            given=self.kernel_size,
+            smaller_than=f"the kernel {list(k)} with padding='valid'",
         )
-        if any(o == 0 for o in spatial):
-            raise ShapeError(
-                f"the input {x} is smaller than the kernel {list(k)} with padding='valid'",
-                field="kernel_size",
-                received=f"kernel_size={self.kernel_size}",
-                hint="Use a smaller kernel_size or padding: same.",
-            )
         axes = (None,) * n + ("conv_in", "conv_out")
         params = [ParamInfo("kernel", (*k, c // g, self.filters), axes)]
         if self.use_bias:
@@ -86,7 +85,6 @@ class Conv1D(_Conv):
 
     nnx: ClassVar[str] = _NNX + "Conv1D"
     rank: ClassVar[int] = 1
-    axes_names: ClassVar[str] = "steps"
     type: Literal["Conv1D"]
     kernel_size: IntOr1 = Field(json_schema_extra={"examples": [3]})
     """Length of the convolution window (an int or a 1-element list)."""
@@ -104,7 +102,6 @@ class Conv2D(_Conv):
 
     nnx: ClassVar[str] = _NNX + "Conv2D"
     rank: ClassVar[int] = 2
-    axes_names: ClassVar[str] = "height, width"
     type: Literal["Conv2D"]
     kernel_size: IntOr2
     """Window size: an int (square) or [height, width]."""

@@ -25,11 +25,17 @@ def result_dtype(xs: list[TensorType]) -> str:
     return max(dtypes, key=_INT_ORDER.index)
 
 
-def broadcast(layer_type: str, xs: list[TensorType]) -> LayerShape:
-    """Element-wise merge: same rank, each axis equal or 1 (broadcast), as Keras."""
+def same_rank(layer_type: str, xs: list[TensorType]) -> int:
+    """The rank every input of a merge must share (Keras merges never change rank)."""
     rank = xs[0].rank
     if any(x.rank != rank for x in xs):
         raise ShapeError(f"{layer_type} inputs must have the same rank", field="inputs")
+    return rank
+
+
+def broadcast(layer_type: str, xs: list[TensorType]) -> LayerShape:
+    """Element-wise merge: same rank, each axis equal or 1 (broadcast), as Keras."""
+    rank = same_rank(layer_type, xs)
     out = []
     for axis in range(rank):
         dims = {x.shape[axis] for x in xs} - {None, 1}
@@ -44,15 +50,21 @@ def broadcast(layer_type: str, xs: list[TensorType]) -> LayerShape:
     return LayerShape(TensorType(tuple(out), result_dtype(xs)))
 
 
-class Add(LayerSpec):
-    """Element-wise sum of its inputs (shapes must match or broadcast)."""
+class _ElementWise(LayerSpec):
+    """Shared by the element-wise merges (Add, Multiply, Subtract): a list of inputs
+    whose shapes broadcast together."""
 
     call: ClassVar[Call] = Merge()
-    nnx: ClassVar[str] = _NNX + "Add"
-    type: Literal["Add"]
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
         return broadcast(self.type, xs)
+
+
+class Add(_ElementWise):
+    """Element-wise sum of its inputs (shapes must match or broadcast)."""
+
+    nnx: ClassVar[str] = _NNX + "Add"
+    type: Literal["Add"]
 
 
 class Concatenate(LayerSpec):
@@ -65,9 +77,7 @@ class Concatenate(LayerSpec):
     """Axis to concatenate along."""
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
-        rank = xs[0].rank
-        if any(x.rank != rank for x in xs):
-            raise ShapeError("Concatenate inputs must have the same rank", field="inputs")
+        rank = same_rank("Concatenate", xs)
         axis = self.axis + rank if self.axis < 0 else self.axis
         if not 1 <= axis < rank:
             raise ShapeError(
@@ -90,24 +100,17 @@ class Concatenate(LayerSpec):
         return LayerShape(TensorType(tuple(out), result_dtype(xs)))
 
 
-class Multiply(LayerSpec):
+class Multiply(_ElementWise):
     """Element-wise product of its inputs (shapes must match or broadcast)."""
 
-    call: ClassVar[Call] = Merge()
     nnx: ClassVar[str] = _NNX + "Multiply"
     type: Literal["Multiply"]
 
-    def infer(self, xs: list[TensorType]) -> LayerShape:
-        return broadcast(self.type, xs)
 
-
-class Subtract(LayerSpec):
+class Subtract(_ElementWise):
     """Element-wise difference `inputs[0] - inputs[1]` of exactly two inputs (shapes must
     match or broadcast)."""
 
     call: ClassVar[Call] = Merge(inputs=2)
     nnx: ClassVar[str] = _NNX + "Subtract"
     type: Literal["Subtract"]
-
-    def infer(self, xs: list[TensorType]) -> LayerShape:
-        return broadcast(self.type, xs)

@@ -7,8 +7,13 @@ from typing import ClassVar, Literal
 
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.shape_math import float_out, int_tuple, need_rank, window_out
-from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
+from modelspec.schema.layers.shape_math import (
+    float_out,
+    int_tuple,
+    need_channels_last,
+    spatial_out,
+)
+from modelspec.schema.tensors import LayerShape, TensorType
 
 _NNX = "modelspec.compiler.layers.pooling:"
 
@@ -25,17 +30,19 @@ class _Pool2D(LayerSpec):
     """`valid` or `same`."""
 
     def infer(self, x: TensorType) -> LayerShape:
-        need_rank(x, 4, "(batch, height, width, channels)")
+        need_channels_last(x, 2)
         p = int_tuple(self.pool_size, 2, "pool_size")
         s = int_tuple(self.strides if self.strides is not None else p, 2, "strides")
-        spatial = tuple(window_out(x.shape[1 + i], p[i], s[i], 1, self.padding) for i in range(2))
-        if any(o == 0 for o in spatial):
-            raise ShapeError(
-                f"the input {x} is smaller than pool_size {list(p)}",
-                field="pool_size",
-                received=f"pool_size={self.pool_size}",
-                hint="Use a smaller pool_size or padding: same.",
-            )
+        spatial = spatial_out(
+            x,
+            p,
+            s,
+            (1, 1),
+            self.padding,
+            field="pool_size",
+            given=self.pool_size,
+            smaller_than=f"pool_size {list(p)}",
+        )
         # Max pooling keeps integer inputs integer (as Keras does); averages are floats.
         dtype = x.dtype if self.keeps_integers and not x.is_float else float_out(x)
         return LayerShape(TensorType((x.shape[0], *spatial, x.shape[3]), dtype))
@@ -60,11 +67,10 @@ class _GlobalAverage(LayerSpec):
     """Mean over every spatial axis; `rank` is their number."""
 
     rank: ClassVar[int] = 0
-    axes_names: ClassVar[str] = ""
 
     def infer(self, x: TensorType) -> LayerShape:
         n = self.rank
-        need_rank(x, n + 2, f"(batch, {self.axes_names}, channels)")
+        need_channels_last(x, n)
         if self.keepdims:
             shape = (x.shape[0], *((1,) * n), x.shape[-1])
         else:
@@ -77,7 +83,6 @@ class GlobalAveragePooling1D(_GlobalAverage):
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling1D"
     rank: ClassVar[int] = 1
-    axes_names: ClassVar[str] = "steps"
     type: Literal["GlobalAveragePooling1D"]
     keepdims: bool = False
     """Keep the pooled axis with length 1."""
@@ -88,7 +93,6 @@ class GlobalAveragePooling2D(_GlobalAverage):
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling2D"
     rank: ClassVar[int] = 2
-    axes_names: ClassVar[str] = "height, width"
     type: Literal["GlobalAveragePooling2D"]
     keepdims: bool = False
     """Keep the pooled axes with length 1."""

@@ -57,6 +57,44 @@ def window_out(size: Dim, window: int, stride: int, dilation: int, padding: str)
     return (size - span) // stride + 1 if size >= span else 0
 
 
+def spatial_out(
+    x: TensorType,
+    window: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: str,
+    *,
+    field: str,
+    given: object,
+    smaller_than: str,
+) -> tuple[Dim, ...]:
+    """Output sizes of the spatial axes of a channels-last window op (convolution,
+    pooling) on `x`; a ShapeError on `field` (set to `given`) when a `valid` window does
+    not fit, saying the input is smaller than `smaller_than`."""
+    spatial = tuple(
+        window_out(x.shape[1 + i], window[i], strides[i], dilation[i], padding)
+        for i in range(len(window))
+    )
+    if any(o == 0 for o in spatial):
+        raise ShapeError(
+            f"the input {x} is smaller than {smaller_than}",
+            field=field,
+            received=f"{field}={given}",
+            hint=f"Use a smaller {field} or padding: same.",
+        )
+    return spatial
+
+
+SPATIAL_AXES = {1: "steps", 2: "height, width"}
+"""How messages name the spatial axes of a channels-last input, by their number."""
+
+
+def need_channels_last(x: TensorType, spatial_rank: int) -> None:
+    """`x` must be (batch, <`spatial_rank` spatial axes>, channels), the layout of Keras's
+    default `data_format` for convolutions and poolings."""
+    need_rank(x, spatial_rank + 2, f"(batch, {SPATIAL_AXES[spatial_rank]}, channels)")
+
+
 def need_rank(x: TensorType, rank: int | tuple[int, ...], what: str) -> None:
     """`x` must have exactly `rank` axes (batch included); `what` names them."""
     ranks = (rank,) if isinstance(rank, int) else rank

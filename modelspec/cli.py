@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +46,7 @@ AllowOutside = Annotated[
     typer.Option(
         "--allow-outside",
         help="Let `extends` read base specs outside the spec's folder (or its repository). "
-        "Base specs must still be regular files of at most 1 MiB.",
+        "Base specs must still be regular files of at most 512 KiB.",
     ),
 ]
 
@@ -273,20 +276,16 @@ def evaluate(
     """Loss and metrics of a run's latest checkpoint (inference mode). Names the
     checkpoint step used on stderr; refuses a damaged checkpoint and a model that
     differs from the run's spec.yaml."""
-    from modelspec.compiler.extends import extends_anywhere
     from modelspec.runtime.inference import evaluate as run_eval
 
-    try:
-        with extends_anywhere(allow_outside), _device_memory_errors():
-            results = run_eval(
-                spec,
-                _run_dir(spec, run_dir, set_),
-                set_ or [],
-                data=data,
-                allow_spec_change=allow_spec_change,
-            )
-    except SpecError as error:
-        _fail(error)
+    with _restored_run(allow_outside):
+        results = run_eval(
+            spec,
+            _run_dir(spec, run_dir, set_),
+            set_ or [],
+            data=data,
+            allow_spec_change=allow_spec_change,
+        )
     typer.echo(json.dumps(results))
 
 
@@ -307,23 +306,34 @@ def predict(
     """Run a trained model on new inputs (batched, jitted) and save its outputs. Names
     the checkpoint step used on stderr; refuses a damaged checkpoint and a model that
     differs from the run's spec.yaml."""
-    from modelspec.compiler.extends import extends_anywhere
+    from modelspec.runtime.inference import output_file
     from modelspec.runtime.inference import predict as run_predict
+
+    with _restored_run(allow_outside):
+        outputs = run_predict(
+            spec,
+            _run_dir(spec, run_dir, set_),
+            input,
+            output,
+            set_ or [],
+            allow_spec_change=allow_spec_change,
+        )
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
+    typer.echo(f"Wrote {output_file(output)}: {shapes}")
+
+
+@contextlib.contextmanager
+def _restored_run(allow_outside: bool) -> Iterator[None]:
+    """What evaluate and predict share around the work on a restored run: `extends`
+    kept inside the spec's folder unless --allow-outside, XLA's out-of-memory error as a
+    user error, and every user error printed, exit code 2."""
+    from modelspec.compiler.extends import extends_anywhere
 
     try:
         with extends_anywhere(allow_outside), _device_memory_errors():
-            outputs = run_predict(
-                spec,
-                _run_dir(spec, run_dir, set_),
-                input,
-                output,
-                set_ or [],
-                allow_spec_change=allow_spec_change,
-            )
+            yield
     except SpecError as error:
         _fail(error)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
-    typer.echo(f"Wrote {output}: {shapes}")
 
 
 @contextlib.contextmanager
@@ -359,7 +369,21 @@ def _run_dir(spec: Path, run_dir: Path | None, overrides: list[str] | None) -> P
         _fail(error)
 
 
+def _exit_at_once(signum: int, frame: object) -> None:
+    """SIGINT/SIGTERM outside the training loop (importing JAX, loading data, compiling):
+    nothing is being written, so exit at once with a word — raising KeyboardInterrupt
+    inside JAX's start-up can leave it half-initialised (tracebacks, even a crash at
+    exit). The training loop installs its own handlers (stop at a step boundary)."""
+    name = signal.Signals(signum).name
+    print(f"{name}: interrupted (no checkpoint was being written).", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def main() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_at_once)
     try:
         app()
     except SpecError as error:  # a user error that escaped a command

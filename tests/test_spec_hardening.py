@@ -157,7 +157,7 @@ def test_extends_fan_out_is_capped(tmp_path):
 
 def test_spec_files_have_a_size_cap(tmp_path):
     big = write(tmp_path, "big.yaml", HEAD + "# " + "x" * extends.MAX_SPEC_BYTES + "\n" + MODEL)
-    with pytest.raises(SpecError, match="larger than 1 MiB"):
+    with pytest.raises(SpecError, match="larger than 512 KiB"):
         load(big)
     spec = write(tmp_path, "spec.yaml", "extends: big.yaml\nname: u\n")
     with pytest.raises(SpecError, match=r"spec.yaml:1:10: extends: \S*big.yaml is larger"):
@@ -362,10 +362,64 @@ def test_bad_typed_scalars_are_positioned_errors(tmp_path, scalar, expected):
     assert expected in messages(exc)[0]
 
 
-def test_bad_typed_scalar_in_set_is_a_schema_error(tmp_path):
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("seed=!!float abc", "--set 'seed=!!float abc': seed: not a valid float."),
+        ("seed=!!bool 64", "--set 'seed=!!bool 64': seed: not a valid bool."),
+        ("seed=&a [*a]", "--set 'seed=&a [*a]': seed: recursive YAML alias."),
+        ("seed=18446744073709551616", "seed: integer out of range"),
+        ("seed=!!python/object:os.system x", "YAML tag '!!python/object:os.system'"),
+    ],
+)
+def test_set_values_are_read_with_the_same_guards(tmp_path, override, expected):
     path = write(tmp_path, "s.yaml", HEAD + MODEL)
-    with pytest.raises(SpecError, match="seed: must be"):
-        load(path, ["seed=!!float abc"])
+    with pytest.raises(SpecError) as exc:
+        load(path, [override])
+    assert expected in messages(exc)[0]
+
+
+def test_set_alias_bomb_is_refused(tmp_path):
+    path = write(tmp_path, "s.yaml", HEAD + MODEL)
+    bomb = (
+        "["
+        + ", ".join(
+            ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+            + [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+        )
+        + "]"
+    )
+    started = time.perf_counter()
+    with pytest.raises(SpecError, match="YAML aliases in this spec repeat more than"):
+        load(path, [f"train.callbacks={bomb}"])
+    assert time.perf_counter() - started < 2
+
+
+def test_merge_key_repeats_count_against_the_alias_cap(tmp_path):
+    keys = ", ".join(f"k{i}: 1" for i in range(3000))
+    text = f"a: &a {{{keys}}}\n" + "".join(f"m{i}: {{<<: *a}}\n" for i in range(10))
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match="repeat more than 20,000 values"):
+        load(path)
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028"])
+def test_yaml_only_line_breaks_are_refused_where_an_editor_shows_them(tmp_path, char):
+    path = tmp_path / "n.yaml"
+    path.write_text(f"{HEAD}name: a{char}b\n", encoding="utf-8")
+    with pytest.raises(SpecError) as exc:
+        load(path)
+    assert messages(exc)[0].startswith(f"{path}:3:8: <document>: control character")
+
+
+@pytest.mark.parametrize("digits", ["1" + "0" * 320, "0x" + "f" * 3000])
+def test_huge_integers_are_positioned_errors(tmp_path, monkeypatch, digits):
+    write(tmp_path, "s.yaml", HEAD + MODEL.replace("units: 2", f"units: {digits}"))
+    result, _ = check(tmp_path, monkeypatch, "s.yaml")
+    assert result.exit_code == 2
+    assert "model.layers[0].units: integer out of range" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_non_utf8_gives_line_and_column(tmp_path):
@@ -478,3 +532,29 @@ def test_device_out_of_memory_is_one_clear_error(tmp_path, monkeypatch):
         "allocating 41600000000 bytes.). Lower data.batch_size, shrink the largest layers, or "
         "shard parameters over more devices (distribution.mesh with an `fsdp` axis)."
     )
+
+
+def test_extends_total_bytes_are_capped(tmp_path):
+    filler = "# " + "x" * (extends.MAX_SPEC_BYTES - 100) + "\n"
+    names = [f"b{i}.yaml" for i in range(3)]
+    for name in names:
+        write(tmp_path, name, HEAD + filler)
+    spec = write(tmp_path, "s.yaml", f"extends: [{', '.join(names)}]\n" + MODEL)
+    with pytest.raises(SpecError, match="reads more than 1024 KiB of specs in all"):
+        load(spec)
+
+
+def test_a_repeat_passed_through_a_block_parameter_is_capped(tmp_path):
+    path = write(
+        tmp_path,
+        "p.yaml",
+        HEAD + "blocks:\n  d: {layers: [{type: Dense, units: 4}]}\n"
+        "  outer:\n    params: {n: 1}\n    layers:\n      - {type: d, repeat: '${n}'}\n"
+        "model:\n  inputs: {x: {shape: [4]}}\n  layers:\n    - {type: outer, n: 1000000}\n",
+    )
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as exc:
+        load(path)
+    assert time.perf_counter() - started < 1
+    [line] = messages(exc)
+    assert "blocks.outer.layers[0].repeat: this use of block 'd' expands to 1,000,000" in line

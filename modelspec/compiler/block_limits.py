@@ -44,6 +44,11 @@ def _count(blocks: dict, name: str, memo: dict[str, int], stack: tuple[str, ...]
     return total
 
 
+def layer_count(blocks: dict, name: str) -> int:
+    """Layers one use of block `name` expands to (its own `repeat`s included)."""
+    return _count(blocks, name, {}, ())
+
+
 def size_errors(items: list, blocks: dict) -> list[tuple[Path, str, dict[str, Any]]]:
     """Errors (at the use sites to blame) when `model.layers` would expand past
     MAX_LAYERS; none when it fits."""

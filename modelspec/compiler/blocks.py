@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelspec.compiler.block_limits import MAX_DEPTH, size_errors
+from modelspec.compiler.block_limits import MAX_DEPTH, MAX_LAYERS, layer_count, size_errors
 from modelspec.errors import Path, did_you_mean, format_path, short_repr
 from modelspec.schema.layers import LAYER_TYPES
 
@@ -182,6 +182,20 @@ def _expand_call(
                 {"received": f"repeat={short_repr(reps)}"},
             )
         )
+        return name
+    count = reps if isinstance(reps, int) else len(reps)
+    size = count * layer_count(blocks, bname)
+    if ex.too_large or len(ex.layers) + size > MAX_LAYERS:
+        if not ex.too_large:  # a repeat that came through a block parameter: `${n}`
+            ex.errors.append(
+                (
+                    (*src, "repeat"),
+                    f"this use of block '{bname}' expands to {size:,} layers; a model may "
+                    f"have at most {MAX_LAYERS:,}",
+                    {"hint": "Lower `repeat` here or in the blocks it uses."},
+                )
+            )
+        ex.too_large = True
         return name
     rep_args = [{} for _ in range(reps)] if isinstance(reps, int) else reps
     entry = _entry_refs(ex, call, src, block_inputs, prev, bname)

@@ -8,6 +8,7 @@ base file points into that file, and one from `--set` names the override.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from typing import Any
 
@@ -71,9 +72,12 @@ def apply_overrides(doc: Document, overrides: list[str]) -> Document:
             continue
         dotted, raw = text.split("=", 1)
         try:
-            value = parse_value(raw) if raw.strip() else ""
-        except (yaml.YAMLError, ValueError):
+            value = parse_value(raw, where) if raw.strip() else ""
+        except yaml.YAMLError:
             value = raw  # not YAML data: the schema checks it as the string written
+        except SpecError as exc:
+            errors += [dataclasses.replace(d, path=dotted) for d in exc.diagnostics]
+            continue
         try:
             path = _resolve_path(doc.data, dotted)
             _assign(doc.data, path, value)

@@ -30,9 +30,12 @@ _SECTIONS = {
 }
 
 
-MAX_SPEC_BYTES = 1 << 20
-"""Largest spec file read (1 MiB): real specs are a few KiB; the cap bounds what a
+MAX_SPEC_BYTES = 512 << 10
+"""Largest spec file read (512 KiB): real specs are a few KiB; the cap bounds what a
 mistaken path (a log, a dataset, /dev/zero) can cost."""
+MAX_TOTAL_BYTES = 1 << 20
+"""Most bytes one spec may read with all its bases (1 MiB), so a fan-out of large bases
+costs no more than two large files."""
 MAX_EXTENDS_DEPTH = 16
 """Longest `extends` chain (a file, its base, that base's base, ...)."""
 MAX_EXTENDS_FILES = 64
@@ -73,6 +76,7 @@ class _Chain:
     allow_outside: bool
     files: list[FsPath] = field(default_factory=list)
     read: int = 0
+    bytes: int = 0
 
 
 def read_document(file: FsPath, _chain: tuple[FsPath, ...] = ()) -> Document:
@@ -91,6 +95,16 @@ def _read(file: FsPath, chain: _Chain, stack: tuple[FsPath, ...], at: Pos | None
     shown = _display(file)
     chain.read += 1
     data = _read_bytes(file, shown, base_at=at)
+    chain.bytes += len(data)
+    if chain.bytes > MAX_TOTAL_BYTES:
+        raise SpecError.single(
+            Diagnostic.at(
+                at or (shown, 0, 0),
+                "extends",
+                f"`extends` reads more than {MAX_TOTAL_BYTES >> 10} KiB of specs in all",
+                hint="Specs are small; merge or shrink the bases.",
+            )
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -261,7 +275,7 @@ def _read_bytes(file: FsPath, shown: str, base_at: Pos | None) -> bytes:
             Diagnostic(
                 *where,
                 path,
-                f"{shown} is larger than {MAX_SPEC_BYTES // (1 << 20)} MiB, the limit for a spec file",
+                f"{shown} is larger than {MAX_SPEC_BYTES >> 10} KiB, the limit for a spec file",
                 hint="A spec is a small YAML or JSON text; data belongs in `data:` files.",
             )
         )

@@ -7,15 +7,12 @@ is used, each knowing exactly how it is called (one tensor, a list, or named arg
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelspec.errors import Diagnostic, Path, did_you_mean, format_path
+from modelspec.errors import Diagnostic, Locate, Path, did_you_mean
 from modelspec.schema.layers import LAYER_TYPES
 from modelspec.schema.spec import Spec
-
-Locate = Callable[[Path, bool], tuple[str, int, int]]
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,7 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
     errors: list[Diagnostic] = []
 
     def err(path: Path, message: str, *, key: bool = False, **kw: Any) -> None:
-        pos = locate(path, key)
-        errors.append(Diagnostic(pos[0], pos[1], pos[2], format_path(path), message, **kw))
+        errors.append(Diagnostic.at(locate(path, key), path, message, **kw))
 
     model = spec.model
     input_names = list(model.inputs)

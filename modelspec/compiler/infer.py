@@ -10,14 +10,11 @@ only walks the graph and positions the errors.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 from modelspec.compiler.graph import Graph, Node
-from modelspec.errors import Diagnostic, Path
+from modelspec.errors import Diagnostic, Locate
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
-
-Locate = Callable[[Path, bool], tuple[str, int, int]]
 
 
 def input_types(spec: Any) -> dict[str, TensorType]:

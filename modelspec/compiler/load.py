@@ -191,5 +191,9 @@ def _as_written(diag: Diagnostic, smap: SourceMap) -> Diagnostic:
 def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
     """Diagnostics in file order, each once: an error inside a block repeated 1,000 times
     is one error of the block, not 1,000."""
-    unique = dict.fromkeys(diags)
-    return sorted(unique, key=lambda d: (d.file, d.line, d.col))
+    unique: dict[tuple, Diagnostic] = {}
+    for d in diags:  # one text, one error: the same value written once, expanded often
+        key = (d.file, d.line, d.col, d.message, d.received) if d.line else (d,)
+        unique.setdefault(key, d)
+    diags = list(unique.values())
+    return sorted(diags, key=lambda d: (d.file, d.line, d.col))

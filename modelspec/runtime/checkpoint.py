@@ -156,6 +156,11 @@ class Checkpointer:
             items["extra"] = ocp.args.StandardSave(extra_flat)
             digest["extra"] = digests(extra_flat)
         items["meta"] = ocp.args.JsonSave({**meta, "structure": structure, "digest": digest})
+        if step in self.steps():
+            # A rerun that ends where an earlier attempt stopped (fewer epochs, say)
+            # saves its final state at that step again: the newer state replaces it.
+            self.manager.wait_until_finished()
+            self.manager.delete(step)
         self.manager.save(step, args=ocp.args.Composite(**items), force=True)
 
     def read_meta(self, step: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the model in inference mode, batched and jitted."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +111,44 @@ def predict(
         for name, value in out.items():
             chunks.setdefault(name, []).append(np.asarray(value)[:real])
     outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    for line in nonfinite_warnings(outputs):
+        print(line, file=sys.stderr)
     _write_outputs(Path(output_path), outputs)
     return outputs
 
 
+def nonfinite_warnings(outputs: dict[str, np.ndarray]) -> list[str]:
+    """A warning per output holding NaN or inf: weights that are finite can still
+    overflow on some inputs, and a silent NaN in a predictions file is worse than a
+    word on stderr."""
+    lines = []
+    for name, value in outputs.items():
+        if not np.issubdtype(value.dtype, np.inexact):
+            continue
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        if bad:
+            lines.append(
+                f"Warning: {bad:,} of {value.size:,} values of output '{name}' are NaN or "
+                "infinite (the trained weights overflow on these inputs)."
+            )
+    return lines
+
+
+def output_file(path: str | Path) -> Path:
+    """Where `predict` writes: np.savez adds `.npz` to a name without it."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 def _write_outputs(path: Path, outputs: dict[str, np.ndarray]) -> None:
-    """np.savez, with a full disk or a bad path as a user error instead of a traceback."""
+    """np.savez, with a full disk or a bad path as a user error instead of a traceback.
+    Written through an open file, so a device (/dev/full) reports its error too."""
     try:
-        np.savez(path, **outputs)
+        with open(output_file(path), "wb") as f:
+            np.savez(f, **outputs)
     except OSError as exc:
+        if output_file(path).is_file():
+            output_file(path).unlink()  # no half-written outputs left behind
         raise SpecError.single(
             Diagnostic(
                 str(path), 0, 0, "--output", f"cannot write the outputs: {exc.strerror or exc}"

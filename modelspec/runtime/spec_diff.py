@@ -58,15 +58,15 @@ def _trained_model(path: Path) -> dict[str, Any] | None:
         return data.get("model") if isinstance(data, dict) else None
 
 
-def model_changes(run_dir: Path, spec: Any) -> list[tuple[tuple, str]]:
-    """(path, 'trained with X, now Y') for every difference in `model:`; [] when the
-    run directory has no spec.yaml (nothing to compare with)."""
+def model_changes(run_dir: Path, spec: Any) -> list[tuple[tuple, str]] | None:
+    """(path, 'trained with X, now Y') for every difference in `model:`; None when the
+    run directory's spec.yaml is missing or unreadable (nothing to compare with)."""
     saved = run_dir / "spec.yaml"
     if not saved.is_file():
-        return []
+        return None
     trained = _trained_model(saved)
     if trained is None:
-        return []
+        return None
     now = _model(spec)
     if trained.keys() != now.keys():  # raw fallback: compare what was written
         now = spec.dump()["model"]
@@ -78,6 +78,13 @@ def model_changes(run_dir: Path, spec: Any) -> list[tuple[tuple, str]]:
 def check_model_unchanged(run_dir: Path, spec: Any, *, allow: bool) -> None:
     """Refuse (or, with `allow`, warn on stderr) when the model differs from the run's."""
     changes = model_changes(run_dir, spec)
+    if changes is None:
+        print(
+            f"Warning: {run_dir / 'spec.yaml'} is missing or unreadable, so modelspec cannot "
+            "check that this is the model the checkpoint was trained with.",
+            file=sys.stderr,
+        )
+        return
     if not changes:
         return
     lines = [f"{format_path(p)}: {text}" for p, text in changes]

@@ -29,20 +29,15 @@ import yaml
 from modelspec.compiler.load import load
 from modelspec.compiler.sharding.mesh import is_main_process, put_batch
 from modelspec.errors import SpecError
-from modelspec.runtime.callbacks import build_callbacks, callback_states, restore_states
-from modelspec.runtime.checkpoint import (
-    CheckpointDamaged,
-    Checkpointer,
-    restore_checked,
-    run_dir_error,
-)
-from modelspec.runtime.diskfull import disk_full_cause, disk_full_error, ensure_space
+from modelspec.runtime.callbacks import build_callbacks
+from modelspec.runtime.diskfull import disk_full_cause, disk_full_error
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.history import History, summarize
 from modelspec.runtime.interrupt import StopSignals, TrainingInterrupted
 from modelspec.runtime.lock import RunLock
 from modelspec.runtime.optim import optimizers as opt
 from modelspec.runtime.prerun_checks import check_callbacks
+from modelspec.runtime.run_checkpoints import Position, RunCheckpoints
 from modelspec.runtime.runlog import MetricsLog, Progress, TensorBoard
 from modelspec.runtime.session import Session, open_session, optimizer_spec
 from modelspec.runtime.steps import stack
@@ -79,114 +74,28 @@ class Trainer:
         self.terminate_on_nan = self.spec.train.terminate_on_nan or any(
             cb.terminates_on_nan for cb in self.spec.train.callbacks
         )
-        ck = self.spec.checkpoint
-        self.ckpt = Checkpointer(
-            run_dir / "checkpoints", max_to_keep=ck.max_to_keep, async_save=ck.async_save
-        )
         self.log = MetricsLog(run_dir / "metrics.jsonl")
+        self.checkpoints = RunCheckpoints(
+            run_dir,
+            self.spec,
+            self.callbacks,
+            state=session.state,
+            objective=session.objective,
+            log=self.log,
+            progress=self.progress,
+            main=self.main,
+            terminate_on_nan=self.terminate_on_nan,
+        )
+        self.ckpt = self.checkpoints.ckpt
         self.records: list[dict[str, Any]] = []
         self.best = None
-        self.nan_stopped = False
-        self.nan_checkpoint: int | None = None
         self.epoch_seconds: list[float] = []
         self.signals = StopSignals(enabled=jax.process_count() == 1)
-        self.state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(session.state))
-        loss_of = session.objective.loss_mean.result
-
-        def all_finite(metrics, params, batch_stats):  # one reduction, one host read
-            ok = jnp.all(jnp.isfinite(loss_of(metrics["loss"])))
-            for x in jax.tree_util.tree_leaves((params, batch_stats)):
-                if jnp.issubdtype(x.dtype, jnp.inexact):
-                    ok = ok & jnp.all(jnp.isfinite(x))
-            return ok
-
-        self._all_finite = jax.jit(all_finite)
-
-    # -- checkpoint --------------------------------------------------------------
-    def meta(self, epoch: int, next_batch: int, epochs_logged: int, finished: bool = False):
-        return {
-            "epoch": epoch,
-            "next_batch": next_batch,
-            "epochs_logged": epochs_logged,
-            "callbacks": callback_states(self.callbacks),
-            "callback_types": [cb.spec.type for cb in self.callbacks],
-            "finished": finished,
-            "spec_name": self.spec.name,
-        }
 
     def save(self, state, epoch: int, next_batch: int, epochs_logged: int, finished=False) -> bool:
-        """Save a checkpoint; with TerminateOnNaN only if its loss and weights are finite
-        (False: training must stop, and the previous checkpoint stays the last one)."""
-        if self.terminate_on_nan and not bool(
-            self._all_finite(state.metrics, state.params, state.batch_stats)
-        ):
-            self._nan(int(state.step))
-            return False
-        extra = {"best": self.best} if self.best is not None else None
-        ensure_space(self.run_dir, self.state_bytes * (2 if extra else 1))
-        self.ckpt.save(
-            int(state.step), state, self.meta(epoch, next_batch, epochs_logged, finished), extra
-        )
-        return True
-
-    def resume(self, state):
-        """Restore the newest intact checkpoint; damaged ones are set aside, with a
-        message, and the previous one is tried."""
-        for step in reversed(self.ckpt.steps()):
-            try:
-                return self._resume_from(step, state)
-            except CheckpointDamaged as exc:
-                moved = self._set_aside(step)
-                self.progress.message(
-                    f"Checkpoint step {step} in {self.run_dir} is damaged ({exc.reason}); "
-                    f"moved it to {moved}; trying the previous checkpoint."
-                )
-        if self.main:
-            self.log.truncate(0)  # no checkpoint: lines of an earlier attempt are dropped
-        return state, 0, 0, 0, False
-
-    def _set_aside(self, step: int) -> str:
-        name = str(self.run_dir / "checkpoints" / f"{step}.damaged")
-        if self.main:
-            name = str(self.run_dir / "checkpoints" / self.ckpt.set_aside(step).name)
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            multihost_utils.sync_global_devices(f"modelspec set aside {step}")
-            self.ckpt.reload()
-        return name
-
-    def _resume_from(self, step: int, state):
-        meta = self.ckpt.read_meta(step)
-        types = [cb.spec.type for cb in self.callbacks]
-        if meta.get("callback_types", types) != types:
-            self.ckpt.close()
-            raise run_dir_error(
-                self.run_dir,
-                "train.callbacks",
-                f"the checkpoint was written with callbacks {meta.get('callback_types')}, the "
-                f"spec now has {types}",
-            )
-        best_like = (state.params, state.batch_stats, state.frozen)
-        has_best = self.ckpt.has_extra(step)
-        state, extra = restore_checked(
-            self.ckpt, step, state, self.run_dir, {"best": best_like} if has_best else None, meta
-        )
-        self.best = extra["best"] if extra else None
-        restore_states(self.callbacks, meta["callbacks"])
-        self.records = self.log.read()[: meta["epochs_logged"]]
-        if self.main:
-            self.log.truncate(meta["epochs_logged"])
-        self.progress.message(
-            f"Resuming from step {step} (epoch {meta['epoch'] + 1}, "
-            f"batch {meta['next_batch']}) in {self.run_dir}"
-        )
-        if self.ckpt.unverified == step:
-            self.progress.message(
-                f"Note: checkpoint step {step} has no digest (written by an older "
-                "modelspec), so its arrays could not be verified."
-            )
-        return state, meta["epoch"], meta["next_batch"], meta["epochs_logged"], meta["finished"]
+        """Checkpoint the state at this position (False: stopped on NaN, not saved)."""
+        position = Position(epoch, next_batch, epochs_logged, finished)
+        return self.checkpoints.save(state, position, self.best)
 
     # -- loop --------------------------------------------------------------------
     def run(self) -> History:
@@ -194,7 +103,10 @@ class Trainer:
         with contextlib.ExitStack() as cleanup:  # every step runs, even if one fails
             cleanup.enter_context(self.signals)
             cleanup.callback(self.ckpt.close)
-            state, start_epoch, start_batch, logged, finished = self.resume(s.state)
+            resumed = self.checkpoints.resume(s.state)
+            state, self.best, self.records = resumed.state, resumed.best, resumed.records
+            at = resumed.position
+            start_batch, logged, finished = at.next_batch, at.epochs_logged, at.finished
             tb = TensorBoard(
                 self.run_dir / "tensorboard", purge_step=int(state.step) or None, enabled=self.main
             )
@@ -204,7 +116,7 @@ class Trainer:
             save_every = spec.checkpoint.save_every_steps
             t0, steps_run, stop = time.perf_counter(), 0, finished
             host_step = int(state.step)  # the host's count: no device sync per step
-            epoch = start_epoch
+            epoch = at.epoch
             while epoch < spec.train.epochs and not stop:
                 if start_batch == 0:
                     state = state._replace(metrics=fresh_metrics(s))
@@ -253,7 +165,7 @@ class Trainer:
                 logs = to_host(s.objective.results(state.metrics))
                 self.epoch_seconds.append(time.perf_counter() - t_epoch)
                 if self.terminate_on_nan and not math.isfinite(logs["loss"]):
-                    self._nan(host_step)
+                    self.checkpoints.stop_on_nan(host_step)
                     break
                 logs.update({f"val_{k}": v for k, v in self.evaluate(state).items()})
                 logs["learning_rate"] = float(
@@ -283,15 +195,15 @@ class Trainer:
                 if not stop and epoch < spec.train.epochs and due_at_epoch_end:
                     stop = not self.save(state, epoch, 0, logged)  # finish() saves the last
                 self._check_signals(host_step)
-            if not finished and not self.nan_stopped:
+            if not finished and not self.checkpoints.nan_stopped:
                 state = self.finish(state, epoch, logged)
         wall = time.perf_counter() - t0
         history = History(list(self.records), {}, self.run_dir, state)
         history.summary = summarize(history.epochs, self.callbacks, wall, steps_run)
         history.summary.update(
             epoch_seconds=self.epoch_seconds,
-            stopped_on_nan=self.nan_stopped,
-            nan_checkpoint=self.nan_checkpoint,
+            stopped_on_nan=self.checkpoints.nan_stopped,
+            nan_checkpoint=self.checkpoints.nan_checkpoint,
         )
         return history
 
@@ -321,20 +233,6 @@ class Trainer:
         if val is None:
             return {}
         return evaluate_dataset(self.s, state, val, self.batch_size)
-
-    def _nan(self, step: int) -> None:
-        """Stop on a non-finite loss or weights, and say which checkpoint remains."""
-        self.nan_stopped = True
-        self.ckpt.wait()
-        self.nan_checkpoint = kept = self.ckpt.latest_step()
-        where = (
-            f"the last good checkpoint, step {kept}, is kept in {self.run_dir}"
-            if kept is not None
-            else "no checkpoint was kept (none was saved before it)"
-        )
-        self.progress.message(
-            f"TerminateOnNaN: non-finite loss or weights by step {step}; stopping: {where}."
-        )
 
 
 def train(

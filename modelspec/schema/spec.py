@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from modelspec.schema.base import PositiveInt, SpecModel
 from modelspec.schema.data import DataSpec
@@ -29,10 +29,17 @@ class InputSpec(SpecModel):
     """Element type (int32 for token ids)."""
 
 
+InputName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$", max_length=100)
+]
+"""A model input's name: a key in npz files and a column family in CSV specs, so a plain
+identifier (never control characters that would reach a terminal)."""
+
+
 class ModelSpec(SpecModel):
     """The network: named inputs, a list of layers, and the outputs."""
 
-    inputs: dict[str, InputSpec] = Field(min_length=1)
+    inputs: dict[InputName, InputSpec] = Field(min_length=1)
     """Input name -> shape and dtype."""
     layers: list[Layer] = Field(min_length=1)
     """Layers in order. Each takes the previous layer's output unless it names its
@@ -63,8 +70,9 @@ class Spec(SpecModel):
 
     modelspec: Literal[1] = 1
     """Spec format version."""
-    name: str = Field("model", pattern=r"^[A-Za-z0-9_.\-]+$")
-    """Run name; the default run directory is `runs/<name>`."""
+    name: str = Field("model", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=100)
+    """Run name; the default run directory is `runs/<name>` (so: no path separators, no
+    leading dot, at most 100 characters)."""
     seed: int = 0
     """Seed of every random choice: initialization, dropout, shuffling, splits."""
     blocks: dict[str, BlockSpec] = Field(default_factory=dict)

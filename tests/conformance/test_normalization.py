@@ -8,6 +8,7 @@ must equal Keras's.
 
 import pytest
 
+from modelspec import SpecError, load
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
@@ -57,3 +58,15 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_normalization_layer_matches_keras(case):
     run_case(case)
+
+
+def test_empty_layer_normalization_axis_is_an_error():
+    with pytest.raises(SpecError, match="axis"):
+        load(
+            {
+                "model": {
+                    "inputs": {"x": {"shape": [2]}},
+                    "layers": [{"type": "LayerNormalization", "axis": []}],
+                }
+            }
+        )

@@ -76,18 +76,8 @@ def parse_text(text: str, file: str) -> Document:
         # YAML forbids tab indentation; in valid JSON a raw tab can only be whitespace,
         # so a space keeps every line and column where it was.
         text = text.replace("\t", " ")
-    odd = _YAML_ONLY_BREAKS.search(text)
-    if odd is not None:
-        raise SpecError.single(_control_at(file, *line_col(text, odd.start()), odd.group(0)))
-    loader = None
     try:
-        loader = _SpecLoader(text)
-        loader.file = file
-        node = loader.get_single_node()
-    except yaml.reader.ReaderError as exc:
-        raise SpecError.single(_control_character(text, file, exc)) from None
-    except Limit as exc:
-        raise SpecError.single(exc.diagnostic) from None
+        doc = _read(text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -104,10 +94,7 @@ def parse_text(text: str, file: str) -> Document:
                 hint="Check indentation, colons and brackets near this position.",
             )
         ) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if node is None:
+    if doc is None:
         raise SpecError.single(
             Diagnostic(
                 file,
@@ -118,15 +105,49 @@ def parse_text(text: str, file: str) -> Document:
                 hint="A spec needs at least `modelspec: 1` and a `model:` section.",
             )
         )
-    doc = Document(None)
-    state = Walk(loader, file, doc, [])
-    try:
-        doc.data = walk(state, node, (), ())
-    except Limit as exc:
-        raise SpecError([*state.errors, exc.diagnostic]) from None
-    if state.errors:
-        raise SpecError(state.errors)
     return doc
+
+
+def parse_value(text: str, where: str) -> Any:
+    """One `--set` value, read with the same safe rules and caps as spec files (1e-3 is
+    a float; tags, alias bombs and recursive aliases refused). Raises yaml.YAMLError
+    when it is not YAML at all, SpecError (positioned at `where`) when it is refused."""
+    try:
+        doc = _read(text, where)
+    except SpecError as exc:  # a value has no lines: name the override instead
+        raise SpecError([dataclasses.replace(d, line=0, col=0) for d in exc.diagnostics]) from None
+    return None if doc is None else doc.data
+
+
+def _read(text: str, file: str) -> Document | None:
+    """Compose and walk one text (None when it is empty). Control characters and caps
+    raise SpecError positioned in `text`; malformed YAML raises yaml.MarkedYAMLError."""
+    odd = _YAML_ONLY_BREAKS.search(text)
+    if odd is not None:
+        raise SpecError.single(_control_at(file, *line_col(text, odd.start()), odd.group(0)))
+    loader = None
+    try:
+        loader = _SpecLoader(text)
+        loader.file = file
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        doc = Document(None)
+        state = Walk(loader, file, doc, [])
+        try:
+            doc.data = walk(state, node, (), ())
+        except Limit as exc:
+            state.errors.append(exc.diagnostic)
+        if state.errors:
+            raise SpecError(state.errors)
+        return doc
+    except yaml.reader.ReaderError as exc:
+        raise SpecError.single(_control_character(text, file, exc)) from None
+    except Limit as exc:
+        raise SpecError.single(exc.diagnostic) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _control_character(text: str, file: str, exc: yaml.reader.ReaderError) -> Diagnostic:
@@ -139,11 +160,6 @@ def _control_character(text: str, file: str, exc: yaml.reader.ReaderError) -> Di
 _YAML_ONLY_BREAKS = re.compile("[\x85\u2028\u2029]")
 """Characters YAML 1.1 reads as line breaks but editors and this reader's positions do
 not: refused, so every reported line:col is where an editor shows it."""
-
-
-def _line_breaks_yaml_only(text: str) -> str | None:
-    m = _YAML_ONLY_BREAKS.search(text)
-    return m.group(0) if m else None
 
 
 def _control_at(file: str, line: int, col: int, char: str) -> Diagnostic:
@@ -169,40 +185,3 @@ def _raise_json_error(text: str, file: str) -> None:
         raise SpecError.single(
             Diagnostic(file, exc.lineno, exc.colno, "<document>", f"invalid JSON: {exc.msg}")
         ) from None
-
-
-def parse_value(text: str, where: str) -> Any:
-    """One `--set` value, read with the same safe rules and caps as spec files (1e-3 is
-    a float; tags, alias bombs and recursive aliases refused). Raises yaml.YAMLError
-    when it is not YAML at all, SpecError (positioned at `where`) when it is refused."""
-    bad = _line_breaks_yaml_only(text)
-    if bad is not None:
-        raise SpecError.single(_control_at(where, 0, 0, bad))
-    loader = None
-    try:
-        loader = _SpecLoader(text)
-        loader.file = where
-        node = loader.get_single_node()
-    except yaml.reader.ReaderError as exc:
-        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
-        raise SpecError.single(_control_at(where, 0, 0, char)) from None
-    except Limit as exc:
-        raise SpecError.single(_unpositioned(exc.diagnostic)) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-    if node is None:
-        return None
-    state = Walk(loader, where, Document(None), [])
-    try:
-        value = walk(state, node, (), ())
-    except Limit as exc:
-        state.errors.append(exc.diagnostic)
-    if state.errors:
-        raise SpecError([_unpositioned(d) for d in state.errors])
-    return value
-
-
-def _unpositioned(diag: Diagnostic) -> Diagnostic:
-    """A `--set` value has no lines: name the override instead."""
-    return dataclasses.replace(diag, line=0, col=0)

@@ -4,7 +4,7 @@
 `frozen=True` makes specs safe to share and hash; `allow_inf_nan=False` refuses `.inf`,
 `.nan` and "Infinity" wherever a number is expected (a field that means infinity says
 so with its own type); attribute docstrings become the JSON
-Schema descriptions that editors show. This package never imports JAX.
+Schema descriptions that editors show (read lazily: `field_docs.py`). This package never imports JAX.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelspec.schema.field_docs import describe_fields
+
 
 class SpecModel(BaseModel):
     """Base for all spec sections."""
@@ -20,8 +22,8 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=True,
         validate_default=False,
+        json_schema_extra=describe_fields,
         allow_inf_nan=False,
     )
 

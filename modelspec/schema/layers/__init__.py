@@ -6,6 +6,10 @@ the union (and of the type names a hint lists). The union `Layer`, LAYER_TYPES a
 LAYER_CLASSES are generated from the registry, so a new layer type in an existing
 family is its spec class, its NNX class and its conformance cases — no edit here or in
 the JSON Schema.
+
+Import rule: like all of `modelspec.schema`, pure Python — a family module imports
+pydantic, `schema.tensors`, `layers.base`, `layers.calls` and `layers.shape_math`; the
+NNX side is reached only through each class's `nnx` reference.
 """
 
 from __future__ import annotations

@@ -1,12 +1,28 @@
-"""Conformance: core layers (Dense, Activation, Dropout, Rescaling, Embedding) against
-Keras."""
+"""Conformance: core layers (Dense, Activation, Dropout, Rescaling, Embedding, Identity)
+against Keras."""
 
+import keras
+import numpy as np
 import pytest
 
+from modelspec.compiler.load import load
 from modelspec.schema.layer_args import ACTIVATIONS
-from tests.conformance.harness import Case, run_case
+from tests.conformance.harness import Case, keras_call, keras_layer, make_inputs, run_case, spec_for
 
 F = "float32"
+
+IDENTITY_CASES = [
+    Case("identity", {"type": "Identity"}, {"x": ((4,), F)}),
+    Case("identity_variable", {"type": "Identity"}, {"x": ((None, 3, None), F)}),
+    Case("identity_int", {"type": "Identity"}, {"x": ((2, 3), "int32")}),
+    Case("identity_uint8", {"type": "Identity"}, {"x": ((3,), "uint8")}),
+    Case("identity_bool", {"type": "Identity"}, {"x": ((3,), "bool")}),
+    # Keras autocasts float inputs to its float32 compute dtype, even here.
+    Case("identity_float16", {"type": "Identity"}, {"x": ((3,), "float16")}),
+    Case("identity_bfloat16", {"type": "Identity"}, {"x": ((2, 2), "bfloat16")}),
+]
+"""Identity's cases, also checked for Keras's output dtype (the harness compares values)."""
+
 CASES = [
     Case("dense", {"type": "Dense", "units": 4}, {"x": ((6,), F)}),
     Case(
@@ -38,9 +54,18 @@ CASES = [
         {"x": ((2, 3), "int32")},
         int_high=7,
     ),
+    *IDENTITY_CASES,
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_core_layer_matches_keras(case):
     run_case(case)
+
+
+@pytest.mark.parametrize("case", IDENTITY_CASES, ids=lambda c: c.id)
+def test_identity_keeps_keras_dtype(case):
+    inferred = load(spec_for(case)).shapes["under_test"].output.dtype
+    x = make_inputs(case, np.random.default_rng(0))
+    out = keras_call(case, keras_layer(case.layer), x, training=False)
+    assert keras.backend.standardize_dtype(out.dtype) == inferred

@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding (NNX side of
+"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding, Identity (NNX side of
 `schema/layers/core.py`)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from modelspec.compiler.layers.activations import activation
+from modelspec.compiler.layers.activations import activation, autocast
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.sharding.constraints import constrain
 
@@ -68,3 +68,11 @@ class Embedding(Layer):
 
     def __call__(self, x, *, training=False, rngs=None):
         return jnp.take(self.embeddings[...], x.astype(jnp.int32), axis=0)
+
+
+class Identity(Layer):
+    def __init__(self, spec, x, shape, key):
+        pass
+
+    def __call__(self, x, *, training=False, rngs=None):
+        return autocast(x)  # even Keras's Identity casts float16 inputs to float32

@@ -1,12 +1,25 @@
-"""Reshaping layers: Flatten, Reshape (NNX side of `schema/layers/reshaping.py`).
+"""Reshaping layers: Flatten, Reshape, Permute, RepeatVector (NNX side of
+`schema/layers/reshaping.py`).
 
 Reshape takes its target from the inferred output shape, where `-1` is already
 resolved; only a still-unknown size (a variable-length input) is left to `-1`.
+Permute and RepeatVector first apply Keras's dtype policy (`policy_cast`), so their
+output dtype is the one `infer` declared.
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+
 from modelspec.compiler.layers.base import Layer
+from modelspec.compiler.layers.conv import as_float
+
+
+def policy_cast(x: jax.Array) -> jax.Array:
+    """Keras's float32 policy for layers that only move values: float inputs are cast
+    (float16/bfloat16 -> float32), integer and bool inputs are left alone."""
+    return as_float(x) if jnp.issubdtype(x.dtype, jnp.floating) else x
 
 
 class Flatten(Layer):
@@ -23,3 +36,23 @@ class Reshape(Layer):
 
     def __call__(self, x, *, training=False, rngs=None):
         return x.reshape(x.shape[0], *self.target)
+
+
+class Permute(Layer):
+    """`jnp.transpose` with the batch axis kept first (Keras's `dims` are 1-based)."""
+
+    def __init__(self, spec, x, shape, key):
+        self.axes = (0, *spec.dims)
+
+    def __call__(self, x, *, training=False, rngs=None):
+        return jnp.transpose(policy_cast(x), self.axes)
+
+
+class RepeatVector(Layer):
+    """(batch, features) -> (batch, n, features): a new axis 1, repeated `n` times."""
+
+    def __init__(self, spec, x, shape, key):
+        self.n = spec.n
+
+    def __call__(self, x, *, training=False, rngs=None):
+        return jnp.repeat(policy_cast(x)[:, None, :], self.n, axis=1)

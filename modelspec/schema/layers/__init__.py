@@ -22,12 +22,14 @@ from modelspec.schema.vocabulary import tagged_union
 FAMILIES = (
     "core",
     "reshaping",
+    "resizing",
     "conv",
     "pooling",
     "normalization",
     "recurrent",
     "attention",
     "merging",
+    "activations",
 )
 """The family modules of `modelspec.schema.layers`, in union order."""
 

@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding."""
+"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding, Identity."""
 
 from __future__ import annotations
 
@@ -120,3 +120,19 @@ class Embedding(LayerSpec):
             )
         params = (ParamInfo("embeddings", (self.input_dim, self.output_dim), ("vocab", "embed")),)
         return LayerShape(TensorType((*x.shape, self.output_dim), "float32"), params)
+
+
+class Identity(LayerSpec):
+    """Returns its input: a placeholder where a layer must be written but no operation
+    is wanted.
+
+    Like every Keras layer it autocasts float inputs to float32 (a float16 input comes
+    out float32); int and bool inputs pass through unchanged. Keras also accepts nested
+    structures of tensors; here it takes one tensor.
+    """
+
+    nnx: ClassVar[str] = _NNX + "Identity"
+    type: Literal["Identity"]
+
+    def infer(self, x: TensorType) -> LayerShape:
+        return LayerShape(TensorType(x.shape, float_out(x) if x.is_float else x.dtype))

@@ -1,5 +1,11 @@
-"""Reshaping layers: Flatten, Reshape. They move values between axes, never change them
-(the dtype is kept)."""
+"""Reshaping layers: Flatten, Reshape, Permute, RepeatVector. They move values between
+axes, never change them.
+
+Permute and RepeatVector apply Keras's float32 dtype policy, as Keras 3 does for every
+layer: float16/bfloat16 inputs come out float32, integer and bool inputs pass through
+unchanged (`policy_dtype`). Flatten and Reshape keep the input dtype as they always
+have. The spatial resizing layers (cropping, padding, upsampling) are in `resizing.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,19 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from modelspec.schema.base import PositiveInt
 from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.shape_math import mul_dims
+from modelspec.schema.layers.shape_math import float_out, mul_dims, need_rank
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.reshaping:"
+
+
+def policy_dtype(x: TensorType) -> str:
+    """Output dtype of a layer that only moves values: Keras's float32 policy autocasts
+    float inputs (float16/bfloat16 -> float32; float64 kept, as `float_out` says), and
+    integer/bool inputs are left alone (Keras autocasts floats only)."""
+    return float_out(x) if x.is_float else x.dtype
 
 
 class Flatten(LayerSpec):
@@ -68,3 +82,43 @@ class Reshape(LayerSpec):
                 "infer it.",
             )
         return LayerShape(TensorType((x.shape[0], *target), x.dtype))
+
+
+class Permute(LayerSpec):
+    """Reorders the non-batch axes by the pattern `dims`, e.g. `[2, 1]` turns
+    (batch, steps, features) into (batch, features, steps) — to connect RNNs and convnets.
+    The input rank is the batch axis plus one axis per entry of `dims`."""
+
+    nnx: ClassVar[str] = _NNX + "Permute"
+    type: Literal["Permute"]
+    dims: list[int] = Field(min_length=1, json_schema_extra={"examples": [[2, 1]]})
+    """The permutation of the non-batch axes, numbered from 1 (the batch axis is never
+    moved): output axis i is input axis `dims[i - 1]`. It must contain each of
+    1..len(dims) once."""
+
+    def infer(self, x: TensorType) -> LayerShape:
+        dims = list(self.dims)
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ShapeError(
+                f"dims must contain each of 1..{len(dims)} exactly once (axes are numbered "
+                "from 1; the batch axis cannot be permuted), as Keras requires",
+                field="dims",
+                received=f"dims={dims}",
+            )
+        need_rank(x, len(dims) + 1, f"(batch + {len(dims)} axes, one per entry of dims)")
+        out = (x.shape[0], *(x.shape[d] for d in dims))
+        return LayerShape(TensorType(out, policy_dtype(x)))
+
+
+class RepeatVector(LayerSpec):
+    """Repeats a (batch, features) input `n` times: (batch, n, features), e.g. to feed one
+    encoding to every step of a decoder RNN."""
+
+    nnx: ClassVar[str] = _NNX + "RepeatVector"
+    type: Literal["RepeatVector"]
+    n: PositiveInt = Field(json_schema_extra={"examples": [3]})
+    """How many times to repeat the input (the length of the new axis 1)."""
+
+    def infer(self, x: TensorType) -> LayerShape:
+        need_rank(x, 2, "(batch, features)")
+        return LayerShape(TensorType((x.shape[0], self.n, x.shape[1]), policy_dtype(x)))

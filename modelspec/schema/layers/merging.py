@@ -1,5 +1,5 @@
-"""Merge layers: Add, Concatenate, Multiply, Subtract. They take a list of inputs
-(`inputs: [a, b, ...]`)."""
+"""Merge layers: Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract.
+They take a list of inputs (`inputs: [a, b, ...]`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Merge
+from modelspec.schema.layers.shape_math import int_tuple, need_min_rank
 from modelspec.schema.tensors import FLOAT_DTYPES, LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.merging:"
@@ -51,8 +52,8 @@ def broadcast(layer_type: str, xs: list[TensorType]) -> LayerShape:
 
 
 class _ElementWise(LayerSpec):
-    """Shared by the element-wise merges (Add, Multiply, Subtract): a list of inputs
-    whose shapes broadcast together."""
+    """Shared by the element-wise merges (Add, Average, Maximum, Minimum, Multiply,
+    Subtract): a list of inputs whose shapes broadcast together."""
 
     call: ClassVar[Call] = Merge()
 
@@ -65,6 +66,19 @@ class Add(_ElementWise):
 
     nnx: ClassVar[str] = _NNX + "Add"
     type: Literal["Add"]
+
+
+class Average(_ElementWise):
+    """Element-wise mean of its inputs (shapes must match or broadcast). As in Keras, the
+    inputs are summed in their common dtype and the sum divided by their number, so the
+    output is always float (float32 for integer inputs)."""
+
+    nnx: ClassVar[str] = _NNX + "Average"
+    type: Literal["Average"]
+
+    def infer(self, xs: list[TensorType]) -> LayerShape:
+        out = broadcast(self.type, xs).output
+        return LayerShape(TensorType(out.shape, out.dtype if out.is_float else "float32"))
 
 
 class Concatenate(LayerSpec):
@@ -98,6 +112,99 @@ class Concatenate(LayerSpec):
                     field="inputs",
                 )
         return LayerShape(TensorType(tuple(out), result_dtype(xs)))
+
+
+class Dot(LayerSpec):
+    """Dot product of exactly two inputs along one axis of each, per sample (Keras's
+    `batch_dot`): the output is the first input's shape without its dot axis, followed
+    by the second's without its batch and dot axes; a result with no axis besides the
+    batch becomes (batch, 1). E.g. (batch, 5, 3) · (batch, 4, 3) with `axes: 2` gives
+    (batch, 5, 4)."""
+
+    call: ClassVar[Call] = Merge(inputs=2)
+    nnx: ClassVar[str] = _NNX + "Dot"
+    type: Literal["Dot"]
+    axes: int | list[int]
+    """The axis to take the dot product along: one int for both inputs, or two ints
+    [axis of the first, axis of the second]; negative counts from the end. The two axes
+    must have the same size, and neither can be the batch axis 0. Required, as in Keras."""
+    normalize: bool = False
+    """L2-normalize both inputs along their dot axis first, so that the output is the
+    cosine similarity (float inputs only)."""
+
+    def dot_axes(self, xs: list[TensorType]) -> tuple[int, int]:
+        """The non-negative dot axis of each input (Keras's rule: an int applies to both,
+        negative values count from each input's own end). Axes below -rank are refused
+        where Keras's modulo would silently wrap them around to another axis."""
+        given = int_tuple(self.axes, 2, "axes")
+        out = []
+        for which, x, a in zip(("first", "second"), xs, given, strict=True):
+            b = a + x.rank if a < 0 else a
+            if b == 0:
+                raise ShapeError(
+                    f"the dot axis of the {which} input is its batch axis 0, which Keras's "
+                    "batch_dot cannot reduce over",
+                    field="axes",
+                    received=f"axes={self.axes}",
+                    hint="Use axes >= 1 (or negative axes counting from the end).",
+                )
+            if not 0 < b < x.rank:
+                raise ShapeError(
+                    f"axis {a} is out of range for the {which} input {x} (rank {x.rank})",
+                    field="axes",
+                    received=f"axes={self.axes}",
+                )
+            out.append(b)
+        return out[0], out[1]
+
+    def infer(self, xs: list[TensorType]) -> LayerShape:
+        x, y = xs
+        for t in xs:
+            need_min_rank(t, 2, " (Keras's batch_dot needs an axis besides the batch)")
+        a0, a1 = self.dot_axes(xs)
+        d0, d1 = x.shape[a0], y.shape[a1]
+        if d0 != d1:
+            # Keras refuses a variable (null) size against a fixed one too: its build
+            # compares the sizes as given.
+            raise ShapeError(
+                f"the dot axes differ in size: axis {a0} of the first input is "
+                f"{'null' if d0 is None else d0}, axis {a1} of the second is "
+                f"{'null' if d1 is None else d1}",
+                field="inputs",
+                hint="Choose `axes` whose sizes match ([axis of the first, axis of the second]).",
+            )
+        refused = [t.dtype for t in xs if not t.is_float]
+        if self.normalize and refused:
+            raise ShapeError(
+                f"normalize: true needs float inputs (Keras's L2 normalization refuses "
+                f"{' and '.join(sorted(set(refused)))})",
+                field="normalize",
+                received="normalize=True",
+            )
+        shape = (
+            x.shape[0],
+            *(d for i, d in enumerate(x.shape) if i not in (0, a0)),
+            *(d for i, d in enumerate(y.shape) if i not in (0, a1)),
+        )
+        if len(shape) == 1:
+            shape = (shape[0], 1)
+        # Keras's JAX matmul accumulates int8 x int8 into int32.
+        dtype = "int32" if {x.dtype, y.dtype} == {"int8"} else result_dtype(xs)
+        return LayerShape(TensorType(shape, dtype))
+
+
+class Maximum(_ElementWise):
+    """Element-wise maximum of its inputs (shapes must match or broadcast)."""
+
+    nnx: ClassVar[str] = _NNX + "Maximum"
+    type: Literal["Maximum"]
+
+
+class Minimum(_ElementWise):
+    """Element-wise minimum of its inputs (shapes must match or broadcast)."""
+
+    nnx: ClassVar[str] = _NNX + "Minimum"
+    type: Literal["Minimum"]
 
 
 class Multiply(_ElementWise):

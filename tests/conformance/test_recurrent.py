@@ -1,7 +1,7 @@
 """Conformance: recurrent layers (LSTM, GRU) against Keras.
 
 Cases with dropout are stochastic (their spec says so): training mode is checked
-structurally; tests/test_rnn_attention_extras.py compares it with Keras's masks.
+structurally; tests/compiler/test_rnn_attention_extras.py compares it with Keras's masks.
 """
 
 import pytest

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from modelspec.runtime.data import finite, npfiles
 from modelspec.schema.tensors import TensorType
 from tests.conftest import ROOT
-from tests.test_data import SPARSE, errors, load, npz, xy
+from tests.runtime.data.test_data import SPARSE, errors, load, npz, xy
 
 
 def xy_arrays(n: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -277,7 +277,7 @@ def test_unknown_field_and_bad_values_fail():
 
 
 def test_string_form_is_in_json_schema():
-    # (every field's description: tests/test_vocabulary.py, for losses and metrics alike)
+    # (every field's description: tests/schema/test_vocabulary.py, for losses and metrics alike)
     string_form = ADAPTER.json_schema()
     assert "sparse_categorical_crossentropy" in str(string_form)
 

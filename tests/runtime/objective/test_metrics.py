@@ -362,5 +362,5 @@ def test_unsupported_keras_metric_and_bad_fields_fail():
 
 
 def test_string_form_is_in_json_schema():
-    # (every field's description: tests/test_vocabulary.py, for losses and metrics alike)
+    # (every field's description: tests/schema/test_vocabulary.py, for losses and metrics alike)
     assert "sparse_top_k_categorical_accuracy" in str(ADAPTER.json_schema())

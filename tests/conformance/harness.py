@@ -4,7 +4,7 @@ For a case (a layer as written in a spec + its input types) it checks:
 1. the inferred output shape/dtype equals `jax.eval_shape` of the compiled layer;
 2. the variables built equal the inferred ParamInfo list (paths, shapes, axes);
 3. the parameter count equals Keras's (trainable and non-trainable);
-4. forward outputs equal Keras 3's (JAX backend) with the same weights, in inference
+4. forward outputs (values and dtype) equal Keras 3's (JAX backend) with the same weights, in inference
    and — where the layer is deterministic in training (batch statistics) — in
    training mode too, including updated moving statistics; stochastic layers
    (dropout) are checked structurally in training mode;
@@ -181,6 +181,7 @@ def run_case(case: Case) -> None:
         if training and not train_deterministic:
             continue
         ref = np.asarray(keras_call(case, klayer, x, training=training))
+        assert ours.dtype == ref.dtype, f"{case.id}: dtype {ours.dtype}, Keras {ref.dtype}"
         np.testing.assert_allclose(
             ours, ref, atol=case.atol, rtol=1e-5, err_msg=f"{case.id} training={training}"
         )

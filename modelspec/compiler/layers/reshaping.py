@@ -3,8 +3,8 @@
 
 Reshape takes its target from the inferred output shape, where `-1` is already
 resolved; only a still-unknown size (a variable-length input) is left to `-1`.
-Permute and RepeatVector first apply Keras's dtype policy (`policy_cast`), so their
-output dtype is the one `infer` declared.
+Every layer here first applies Keras's dtype policy (`policy_cast`), so its output
+dtype is the one `infer` declared.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Flatten(Layer):
         pass
 
     def __call__(self, x, *, training=False, rngs=None):
-        return x.reshape(x.shape[0], -1)
+        return policy_cast(x).reshape(x.shape[0], -1)
 
 
 class Reshape(Layer):
@@ -35,7 +35,7 @@ class Reshape(Layer):
         self.target = tuple(d if d is not None else -1 for d in shape.output.shape[1:])
 
     def __call__(self, x, *, training=False, rngs=None):
-        return x.reshape(x.shape[0], *self.target)
+        return policy_cast(x).reshape(x.shape[0], *self.target)
 
 
 class Permute(Layer):

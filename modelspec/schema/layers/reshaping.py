@@ -1,10 +1,10 @@
 """Reshaping layers: Flatten, Reshape, Permute, RepeatVector. They move values between
 axes, never change them.
 
-Permute and RepeatVector apply Keras's float32 dtype policy, as Keras 3 does for every
-layer: float16/bfloat16 inputs come out float32, integer and bool inputs pass through
-unchanged (`policy_dtype`). Flatten and Reshape keep the input dtype as they always
-have. The spatial resizing layers (cropping, padding, upsampling) are in `resizing.py`.
+All four apply Keras's float32 dtype policy, as Keras 3 does for every layer:
+float16/bfloat16 inputs come out float32, integer and bool inputs pass through
+unchanged (`policy_dtype`). The spatial resizing layers (cropping, padding, upsampling)
+are in `resizing.py`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Flatten(LayerSpec):
 
     def infer(self, x: TensorType) -> LayerShape:
         rest = x.shape[1:]
-        return LayerShape(TensorType((x.shape[0], mul_dims(rest) if rest else 1), x.dtype))
+        return LayerShape(TensorType((x.shape[0], mul_dims(rest) if rest else 1), policy_dtype(x)))
 
 
 class Reshape(LayerSpec):
@@ -81,7 +81,7 @@ class Reshape(LayerSpec):
                 hint=f"The product of target_shape must be {size}; use -1 for one axis to "
                 "infer it.",
             )
-        return LayerShape(TensorType((x.shape[0], *target), x.dtype))
+        return LayerShape(TensorType((x.shape[0], *target), policy_dtype(x)))
 
 
 class Permute(LayerSpec):

@@ -30,6 +30,8 @@ FAMILIES = (
     "attention",
     "merging",
     "activations",
+    "regularization",
+    "preprocessing",
 )
 """The family modules of `modelspec.schema.layers`, in union order."""
 

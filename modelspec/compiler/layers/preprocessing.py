@@ -1,0 +1,4 @@
+"""Image preprocessing and augmentation layers (NNX side of
+`schema/layers/preprocessing.py`)."""
+
+from __future__ import annotations

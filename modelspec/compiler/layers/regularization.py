@@ -1,0 +1,3 @@
+"""Regularization layers (NNX side of `schema/layers/regularization.py`)."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+"""Conformance: regularization layers against Keras."""
+
+from tests.conformance.harness import Case
+
+CASES: list[Case] = []

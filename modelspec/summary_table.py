@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelspec.compiler.memory import BYTES_PER_PARAM, human_bytes
+from modelspec.schema.precision import POLICIES
 from modelspec.schema.tensors import format_shape
 
 
@@ -22,9 +23,13 @@ def render_table(summary: dict[str, Any]):
     table.add_column("Param #", justify="right")
     table.add_column("Connected to")
     for layer in summary["layers"]:
+        shapes = layer.get("output_shapes") or [layer["output_shape"]]
+        shown = [format_shape(tuple(s)) for s in shapes]
+        policy = layer.get("dtype_policy", summary.get("dtype_policy"))
+        override = f", {policy}" if policy != summary.get("dtype_policy") else ""
         table.add_row(
-            f"{layer['name']} ({layer['type']})",
-            format_shape(tuple(layer["output_shape"])),
+            f"{layer['name']} ({layer['type']}{override})",
+            shown[0] if len(shown) == 1 else "[" + ", ".join(shown) + "]",
             f"{layer['params']:,}",
             ", ".join(layer["inputs"]) or "-",
         )
@@ -37,6 +42,10 @@ def render_table(summary: dict[str, Any]):
         f" Training memory, one device, at least: "
         f"{human_bytes(summary['training_bytes_per_device']['total'])}",
     ]
+    if summary.get("dtype_policy", "float32") != "float32":
+        compute = POLICIES[summary["dtype_policy"]][0]
+        policy = summary["dtype_policy"]
+        totals.append(f" Dtype policy: {policy} (float32 variables, {compute} computation)")
     return table, totals
 
 

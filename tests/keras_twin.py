@@ -8,6 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from modelspec.compiler.graph import output_refs
 from modelspec.compiler.load import load
 from modelspec.compiler.model import flat
 from tests.conformance.harness import keras_call_kwargs, keras_layer
@@ -27,7 +28,10 @@ def keras_twin(spec):
         layers[node.name] = layer
         # Called as the spec class's call kind says, with its call-time fields.
         kw = keras_call_kwargs(node.layer)
-        tensors[node.name] = node.layer.call.invoke(layer, node.args, tensors, **kw)
+        out = node.layer.call.invoke(layer, node.args, tensors, **kw)
+        refs = output_refs(node.name, len(node.layer.output_labels))
+        for ref, tensor in zip(refs, out if len(refs) > 1 else (out,), strict=True):
+            tensors[ref] = tensor  # a multi-output layer's tensors: `name.0`, `name.1`...
     model = keras.Model(
         inputs=[tensors[n] for n in an.graph.inputs], outputs=[tensors[n] for n in an.graph.outputs]
     )

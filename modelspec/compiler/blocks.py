@@ -23,8 +23,11 @@ _CALL_KEYS = ("type", "name", "inputs", "repeat", "trainable")
 
 
 def snake(type_name: str) -> str:
-    """Keras auto-name stem: `Conv2D` -> `conv2d`, `MultiHeadAttention` -> `multi_head_attention`."""
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type_name).lower()
+    """Keras auto-name stem (`keras.src.utils.naming.to_snake_case`): `Conv2D` -> `conv2d`,
+    `MultiHeadAttention` -> `multi_head_attention`, `Conv2DTranspose` -> `conv2d_transpose`,
+    `PReLU` -> `p_re_lu`."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 @dataclass
@@ -126,6 +129,9 @@ def _place(ex: Expansion, item: Any, src: Path, fields: dict[str, Path] | None =
 
 def _rename(ref: Any, names: dict[str, str]) -> Any:
     if isinstance(ref, str):
+        base, dot, index = ref.rpartition(".")
+        if ref not in names and dot and index.isdigit() and base in names:
+            return f"{names[base]}.{index}"  # one output of a multi-output layer (`lstm.1`)
         return names.get(ref, ref)
     if isinstance(ref, list):
         return [_rename(r, names) for r in ref]

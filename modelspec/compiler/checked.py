@@ -14,11 +14,11 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from modelspec.compiler import blocks as block_expansion
-from modelspec.compiler.graph import Graph
+from modelspec.compiler.graph import Graph, split_ref
 from modelspec.compiler.yaml_positions import Document
 from modelspec.errors import Diagnostic, Path, Pos, SpecError
 from modelspec.schema.spec import Spec
-from modelspec.schema.tensors import LayerShape
+from modelspec.schema.tensors import LayerShape, TensorType
 
 
 @dataclass
@@ -67,6 +67,17 @@ class CheckedSpec:
 
     def locate(self, path: Path, key: bool = False) -> Pos:
         return self.source.locate(path, key)
+
+    def output_type(self, ref: str) -> TensorType | None:
+        """The type of the tensor a reference names: a layer (`dense`) or one output of
+        a multi-output layer (`lstm.1`); None for anything else (a model input)."""
+        if ref in self.shapes:
+            return self.shapes[ref].output
+        base, index = split_ref(ref)
+        shape = self.shapes.get(base)
+        if shape is None or index is None or index >= len(shape.outputs):
+            return None
+        return shape.outputs[index]
 
     def error(
         self,

@@ -7,6 +7,7 @@ is used, each knowing exactly how it is called (one tensor, a list, or named arg
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,26 @@ class Graph:
     inputs: tuple[str, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
+
+
+_OUTPUT_REF = re.compile(r"^(.+)\.(\d+)$")
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """`lstm.1` -> ("lstm", 1): one tensor of a multi-output layer; a plain name ->
+    (name, None). Unambiguous because layer names may not end in `.<digits>`."""
+    m = _OUTPUT_REF.match(ref)
+    return (m.group(1), int(m.group(2))) if m else (ref, None)
+
+
+def output_refs(name: str, count: int) -> tuple[str, ...]:
+    """The references of a layer's tensors: (name,) for one, name.0 ... for several."""
+    return (name,) if count == 1 else tuple(f"{name}.{i}" for i in range(count))
+
+
+def _labels(layer: Any) -> tuple[str, ...] | None:
+    """A layer's output labels; None for a layer that failed validation (unknown)."""
+    return getattr(layer, "output_labels", None)
 
 
 def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
@@ -74,16 +95,57 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
             )
         else:
             names[layer.name] = i
+            if isinstance(layer.name, str) and _OUTPUT_REF.match(layer.name):
+                base, index = split_ref(layer.name)
+                err(
+                    path,
+                    f"layer name '{layer.name}' ends in '.<digits>', which picks one output "
+                    "of a multi-output layer (`lstm.1`)",
+                    received=repr(layer.name),
+                    hint=f"Rename it, e.g. '{base}_{index}'.",
+                )
     duplicates = {i for i, layer in enumerate(model.layers) if names.get(layer.name) != i}
     known = [*input_names, *(n for n in names if not n.startswith("#"))]
 
     def check_ref(ref: str, path: Path) -> None:
-        if ref not in names and ref not in model.inputs:
+        if ref in model.inputs:
+            return
+        base, index = split_ref(ref) if ref not in names else (ref, None)
+        if base not in names:
             err(
                 path,
                 f"unknown reference '{ref}'",
                 received=repr(ref),
                 hint=did_you_mean(ref, known) or "Known names: " + ", ".join(known) + ".",
+            )
+            return
+        labels = _labels(model.layers[names[base]])
+        if labels is None:  # the layer failed validation: already reported
+            return
+        if index is None and len(labels) > 1:
+            choices = ", ".join(f"{base}.{i} ({label})" for i, label in enumerate(labels))
+            err(
+                path,
+                f"'{base}' returns {len(labels)} tensors: reference one of them",
+                received=repr(ref),
+                hint=f"Use one of {choices}.",
+            )
+        elif index is not None and len(labels) == 1:
+            err(
+                path,
+                f"'{base}' has one output: reference it by its name",
+                received=repr(ref),
+                hint=f"Write `{base}` (only multi-output layers, e.g. an RNN with "
+                "`return_state: true`, take `.<index>`).",
+            )
+        elif index is not None and index >= len(labels):
+            err(
+                path,
+                f"{base} has {len(labels)} outputs (0..{len(labels) - 1})",
+                received=repr(ref),
+                hint="Outputs: "
+                + ", ".join(f"{base}.{i} ({label})" for i, label in enumerate(labels))
+                + ".",
             )
 
     nodes: list[Node] = []
@@ -121,7 +183,7 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
                 ref_path = (*ref_path, j)
             elif isinstance(layer.inputs, dict):
                 ref_path = (*ref_path, node.args[j][0])
-            if ref == layer.name:
+            if layer.name in (ref, split_ref(ref)[0]):
                 err(
                     ref_path,
                     f"layer '{ref}' takes its own output as input",
@@ -131,9 +193,17 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
                 check_ref(ref, ref_path)
         nodes.append(node)
 
-    outputs = model.outputs or [model.layers[-1].name]
-    for j, out in enumerate(outputs):
+    # A model output naming a multi-output layer means all of its tensors (Keras returns
+    # the list): `outputs: [lstm]` is `outputs: [lstm.0, lstm.1, lstm.2]`.
+    written = model.outputs or [model.layers[-1].name]
+    outputs: list[str] = []
+    for j, out in enumerate(written):
+        labels = _labels(model.layers[names[out]]) if out in names else None
+        if labels is not None and out not in model.inputs:
+            outputs += output_refs(out, len(labels))
+            continue
         check_ref(out, ("model", "outputs", j))
+        outputs.append(out)
     ordered = _topological(nodes, set(model.inputs), err)
     return Graph(tuple(input_names), tuple(ordered), tuple(outputs)), errors
 
@@ -149,6 +219,8 @@ def _topological(nodes: list[Node], inputs: set[str], err) -> list[Node]:
         state[node.name] = 1
         stack.append(node.name)
         for ref in node.refs:
+            if ref not in inputs and ref not in by_name:
+                ref = split_ref(ref)[0]  # `lstm.1` depends on the layer `lstm`
             if ref in inputs or ref not in by_name:
                 continue
             if state.get(ref) == 1:

@@ -94,7 +94,9 @@ def estimate(spec: CheckedSpec, plan: Plan | None = None) -> MemoryEstimate:
     batch = spec.data.batch_size if spec.data is not None else 32
     per_device = max(1, batch // max(1, batch_shards))
     outputs = sum(
-        math.prod(d for d in shape.output.shape if d is not None) for shape in an.shapes.values()
+        math.prod(d for d in out.shape if d is not None)
+        for shape in an.shapes.values()
+        for out in shape.outputs
     )
     largest = max(
         nodes,

@@ -15,12 +15,15 @@ from typing import Any
 import jax
 from flax import nnx
 
+from modelspec.compiler.autocast import autocast
 from modelspec.compiler.checked import CheckedSpec
-from modelspec.compiler.infer import input_types, node_inputs
+from modelspec.compiler.graph import output_refs
+from modelspec.compiler.infer import input_types, node_inputs, per_output, takes_recorded_masks
 from modelspec.compiler.layers import nnx_class
 from modelspec.compiler.layers.base import Frozen
 from modelspec.compiler.load import load
 from modelspec.compiler.sharding.constraints import constrain
+from modelspec.schema.precision import policy_rule
 
 
 class CompiledModel(nnx.Module):
@@ -35,38 +38,118 @@ class CompiledModel(nnx.Module):
         types = input_types(spec)
         layers: dict[str, nnx.Module] = {}
         plan = []
+        mask_plan: dict[str, tuple[str, tuple[str, ...], bool, bool, bool]] = {}
         for i, node in enumerate(an.graph.nodes):
             shape = an.shapes[node.name]
             build = nnx_class(type(node.layer))  # the spec class's `nnx` reference
             key = jax.random.fold_in(param_key, i)
             layers[node.name] = build(node.layer, node_inputs(node, types), shape, key)
-            types[node.name] = shape.output
-            plan.append((node.name, node.kind, node.args))
+            refs = output_refs(node.name, len(shape.outputs))
+            types.update(zip(refs, shape.outputs, strict=True))
+            plan.append((node.name, node.kind, node.args, refs))
+            cls = type(node.layer)
+            if cls.mask_arg or cls.clears_input_masks or shape.graph_mask is not None:
+                source = "" if not cls.mask_arg else "runtime"
+                source = "graph" if takes_recorded_masks(cls, node.kind) else source
+                mask_plan[node.name] = (source, cls.mask_args, shape.mask is not None)
+                mask_plan[node.name] += (cls.clears_input_masks, shape.graph_mask is not None)
         self.layers = nnx.Dict(layers)
+        # Keras masks (see `_masks_after`): layer -> (which masks it takes: "" none,
+        # "graph" recorded or "runtime"; the named arguments that get one; output masked;
+        # clears; output masked in Keras's graph).
+        self.mask_plan = tuple(mask_plan.items())  # a tuple: static, hashable graph data
         self.plan = tuple(plan)
+        # Keras dtype policies: the autocast rule per layer (None under float32).
+        self.policies = tuple((n.name, policy_rule(n.layer, spec.model)) for n in an.graph.nodes)
         self.input_names = an.graph.inputs
         self.output_names = an.graph.outputs
         self.rngs = nnx.Rngs(dropout=dropout_key)
 
     def __call__(
-        self, inputs: dict[str, jax.Array], *, training: bool = False
-    ) -> dict[str, jax.Array]:
+        self,
+        inputs: dict[str, jax.Array],
+        *,
+        training: bool = False,
+        return_masks: bool = False,
+        taps: tuple[str, ...] = (),
+    ) -> dict[str, jax.Array] | tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+        """The outputs by name; with `return_masks`, also the Keras masks of the masked
+        outputs (by name), which the loss and metrics apply as Keras does. `taps` names
+        inner tensors (graph refs) to return too, among the outputs by their refs: the
+        activity regularizers read them (`compiler/penalties.py`)."""
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise KeyError(f"missing model inputs {missing}; expected {list(self.input_names)}")
         values = dict(inputs)
-        for name, kind, args in self.plan:
-            layer = self.layers[name]
+        masks: dict[str, jax.Array] = {}  # ref -> Keras mask, for masked tensors only
+        graph: dict[str, jax.Array] = {}  # ref -> the mask Keras's graph recorded
+        mask_plan = dict(self.mask_plan)
+        policies = dict(self.policies)
+        for name, kind, args, refs in self.plan:
+            layer = autocast(self.layers[name], policies[name])
+            step = mask_plan.get(name)
+            extra = {}
+            if step and step[0]:  # `mask=` comes from Keras's graph, `query_mask=`... not
+                extra = _mask_kwargs(kind, args, graph if step[0] == "graph" else masks, step[1])
             if kind == "single":
-                out = layer(values[args[0]], training=training, rngs=self.rngs)
+                out = layer(values[args[0]], training=training, rngs=self.rngs, **extra)
             elif kind == "multi":
-                out = layer([values[r] for r in args], training=training, rngs=self.rngs)
+                out = layer([values[r] for r in args], training=training, rngs=self.rngs, **extra)
             else:
-                out = layer(**{a: values[r] for a, r in args}, training=training, rngs=self.rngs)
-            if getattr(out, "ndim", 0) >= 1:  # keep the batch axis on the data axes
-                out = constrain(out, ("batch",) + (None,) * (out.ndim - 1))
-            values[name] = out
-        return {n: values[n] for n in self.output_names}
+                named = {a: values[r] for a, r in args}
+                out = layer(**named, training=training, rngs=self.rngs, **extra)
+            if step:
+                _masks_after(self.layers[name], step, kind, args, refs, values, masks, graph)
+            # A multi-output layer returns a tuple, one tensor per ref (`lstm.0`, ...).
+            for ref, value in zip(refs, out if len(refs) > 1 else (out,), strict=True):
+                if getattr(value, "ndim", 0) >= 1:  # keep the batch axis on the data axes
+                    value = constrain(value, ("batch",) + (None,) * (value.ndim - 1))
+                values[ref] = value
+        outputs = {n: values[n] for n in (*self.output_names, *taps)}
+        if return_masks:
+            return outputs, {n: masks[n] for n in self.output_names if n in masks}
+        return outputs
+
+
+def _in_form(kind: str, args: tuple, table: dict[str, Any]) -> Any:
+    """A node's entries of `table` in its call kind's form (None where missing)."""
+    if kind == "single":
+        return table.get(args[0])
+    if kind == "multi":
+        return [table.get(r) for r in args]
+    return {a: table.get(r) for a, r in args}
+
+
+def _mask_kwargs(
+    kind: str, args: tuple, masks: dict[str, jax.Array], mask_args: tuple[str, ...]
+) -> dict[str, Any]:
+    """The masks as the Keras layer's `call` takes them: `mask=` (one, or a list for a
+    merge), or `<argument>_mask=` for the named arguments in `mask_args` (`query_mask=`;
+    none for an `attention_mask` tensor)."""
+    if kind == "named":
+        return {f"{a}_mask": masks.get(r) for a, r in args if a in mask_args}
+    return {"mask": _in_form(kind, args, masks)}
+
+
+def _masks_after(layer, step, kind, args, refs, values, masks, graph) -> None:
+    """Update the masks after a layer ran, as Keras's functional model does (see
+    `compiler/infer.py:layer_masks`): the output's graph mask and run-time mask from
+    `compute_mask` (only where shape inference found them), then — for layers that
+    clear them, like MultiHeadAttention — the input tensors' run-time masks removed."""
+    source, _, out_masked, clears, graph_masked = step
+    inputs = _in_form(kind, args, values)
+    recorded = layer.compute_mask(inputs, _in_form(kind, args, graph)) if graph_masked else None
+    if source == "graph":
+        new = recorded
+    else:
+        new = layer.compute_mask(inputs, _in_form(kind, args, masks)) if out_masked else None
+    if clears:
+        for r in args if kind != "named" else [r for _, r in args]:
+            masks.pop(r, None)
+    for table, value in ((masks, new), (graph, recorded)):
+        for ref, mask in zip(refs, per_output(value, len(refs)), strict=True):
+            if mask is not None:  # one per output where `compute_mask` gives a tuple
+                table[ref] = mask
 
 
 FILTERS = (nnx.Param, nnx.BatchStat, nnx.RngState, Frozen)
@@ -92,10 +175,16 @@ class ModelState:
         return dataclasses.replace(self, **changes)
 
     def apply(
-        self, inputs: dict[str, jax.Array], *, training: bool
-    ) -> tuple[dict[str, jax.Array], ModelState]:
+        self,
+        inputs: dict[str, jax.Array],
+        *,
+        training: bool,
+        return_masks: bool = False,
+        taps: tuple[str, ...] = (),
+    ) -> tuple[Any, ModelState]:
         """The forward pass: (outputs, the state after it — new batch statistics and
-        dropout counter). Pure, so safe inside `jax.jit` and `jax.grad`."""
+        dropout counter). Pure, so safe inside `jax.jit` and `jax.grad`. With
+        `return_masks` the first item is (outputs, Keras masks of the masked outputs)."""
         outputs, stats, rng = apply(
             self.graphdef,
             self.params,
@@ -104,6 +193,8 @@ class ModelState:
             self.frozen,
             inputs,
             training=training,
+            return_masks=return_masks,
+            taps=taps,
         )
         return outputs, self.replace(batch_stats=stats, rng=rng)
 
@@ -132,12 +223,23 @@ def flat(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, Any]]:
     return [(prefix, tree)]
 
 
-def apply(graphdef, params, batch_stats, rng, frozen, inputs, *, training: bool):
+def apply(
+    graphdef,
+    params,
+    batch_stats,
+    rng,
+    frozen,
+    inputs,
+    *,
+    training: bool,
+    return_masks=False,
+    taps=(),
+):
     """Pure forward pass on pure dicts: returns (outputs, new_batch_stats, new_rng).
     Safe inside jit and grad: merging pure dicts creates fresh Variables in the current
     trace, so updating the dropout counter or batch statistics under `jax.grad` is allowed."""
     model = nnx.merge(graphdef, params, batch_stats, rng, frozen)
-    outputs = model(inputs, training=training)
+    outputs = model(inputs, training=training, return_masks=return_masks, taps=taps)
     _, _, new_stats, new_rng, _ = nnx.split(model, *FILTERS)
     return outputs, nnx.to_pure_dict(new_stats), nnx.to_pure_dict(new_rng)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.memory import BYTES_PER_PARAM, estimate
+from modelspec.schema.precision import layer_policy
 
 
 def summarize(spec: CheckedSpec) -> dict[str, Any]:
@@ -38,6 +39,9 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
                 "type": node.layer.type,
                 "output_shape": list(shape.output.shape),
                 "dtype": shape.output.dtype,
+                "dtype_policy": layer_policy(node.layer, spec.model),
+                # every tensor of a multi-output layer (`name.0`, `name.1`, ...)
+                "output_shapes": [list(t.shape) for t in shape.outputs],
                 "params": shape.trainable_count + shape.non_trainable_count,
                 "trainable_params": shape.trainable_count,
                 "inputs": list(node.refs),
@@ -56,6 +60,7 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
     non_trainable = sum(s.non_trainable_count for s in an.shapes.values())
     return {
         "name": spec.name,
+        "dtype_policy": spec.model.dtype_policy,
         "inputs": list(an.graph.inputs),
         "outputs": list(an.graph.outputs),
         "total_params": trainable + non_trainable,

@@ -66,7 +66,7 @@ def _npz_dataset(session: Session, path: Path, batch_size: int):
     return load_data(
         data_spec,
         model_inputs=input_types(spec),
-        model_outputs={n: an.shapes[n].output for n in an.graph.outputs},
+        model_outputs={n: an.output_type(n) for n in an.graph.outputs},
         losses=losses_by_output(spec),
         seed=spec.seed,
         base_dir=Path.cwd(),

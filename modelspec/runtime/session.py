@@ -21,6 +21,7 @@ from modelspec.errors import SpecError
 from modelspec.runtime.data.dataset import Datasets, load_data
 from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
+from modelspec.runtime.optim.loss_scale import loss_scale_optimizer, uses_loss_scaling
 from modelspec.runtime.optim.optimizers import build_optimizer
 from modelspec.runtime.steps import (
     TrainState,
@@ -64,7 +65,7 @@ def need_data(spec: CheckedSpec) -> None:
 def load_datasets(spec: CheckedSpec, *, with_targets: bool = True) -> Datasets:
     need_data(spec)
     an = spec
-    outputs = {n: an.shapes[n].output for n in an.graph.outputs if n in an.shapes}
+    outputs = {n: t for n in an.graph.outputs if (t := an.output_type(n)) is not None}
     inputs = input_types(spec)
     losses = losses_by_output(spec) if with_targets else None
     return load_data(
@@ -108,6 +109,8 @@ def open_session(
         raise SpecError(problems)
     objective = build_objective(spec) if spec.loss is not None else None
     tx = build_optimizer(optimizer_spec(spec))
+    if uses_loss_scaling(spec):  # Keras's compile wraps it in a LossScaleOptimizer
+        tx = loss_scale_optimizer(tx)
     graphdef = nnx.split(nnx.eval_shape(lambda: CompiledModel(spec)), *FILTERS)[0]
 
     def init():

@@ -20,6 +20,7 @@ from jax.sharding import PartitionSpec
 
 from modelspec.compiler.model import ModelState
 from modelspec.runtime.objective.objective import Objective
+from modelspec.runtime.optim.loss_scale import find_loss_scale, scaled_value_and_grad
 
 
 class TrainState(NamedTuple):
@@ -67,18 +68,25 @@ def make_train_step(
     def _train(state: TrainState, batch) -> TrainState:
         model = model_state(graphdef, state)
 
-        def loss_fn(params):
-            outputs, after = model.replace(params=params).apply(batch["inputs"], training=True)
-            loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
-            return loss, (outputs, after.batch_stats, after.rng)
+        penalties = objective.penalties
 
-        (loss, (outputs, stats, rng)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params
-        )
+        def loss_fn(params):
+            (outputs, masks), after = model.replace(params=params).apply(
+                batch["inputs"], training=True, taps=penalties.taps, return_masks=True
+            )
+            loss = objective.total_loss(outputs, batch["targets"], batch["mask"], masks)
+            # Keras's compute_loss: the compiled loss plus `model.losses` (penalties)
+            reg = penalties.loss(params, outputs, batch["mask"])
+            return loss + reg, (outputs, masks, reg, after.batch_stats, after.rng)
+
+        (loss, (outputs, masks, reg, stats, rng)), grads = scaled_value_and_grad(
+            loss_fn, find_loss_scale(state.opt_state)
+        )(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        # Keras applies weight constraints right after the update
+        params = penalties.constrain(optax.apply_updates(state.params, updates))
         metrics = objective.update_metrics(
-            state.metrics, loss, outputs, batch["targets"], batch["mask"]
+            state.metrics, loss, outputs, batch["targets"], batch["mask"], reg, masks
         )
         return TrainState(state.step + 1, params, stats, rng, state.frozen, opt_state, metrics)
 
@@ -112,10 +120,16 @@ def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) ->
     """(state, metric_state, batch) -> metric_state, in inference mode."""
 
     def step(state: TrainState, metrics, batch):
+        penalties = objective.penalties
         with _active(dist):
-            outputs, _ = model_state(graphdef, state).apply(batch["inputs"], training=False)
-        loss = objective.total_loss(outputs, batch["targets"], batch["mask"])
-        return objective.update_metrics(metrics, loss, outputs, batch["targets"], batch["mask"])
+            (outputs, masks), _ = model_state(graphdef, state).apply(
+                batch["inputs"], training=False, taps=penalties.taps, return_masks=True
+            )
+        loss = objective.total_loss(outputs, batch["targets"], batch["mask"], masks)
+        reg = penalties.loss(state.params, outputs, batch["mask"])  # in val_loss, as Keras
+        return objective.update_metrics(
+            metrics, loss + reg, outputs, batch["targets"], batch["mask"], reg, masks
+        )
 
     kw = {}
     if dist is not None:

@@ -13,6 +13,7 @@ from modelspec.schema.layers import Layer
 from modelspec.schema.losses import Loss
 from modelspec.schema.metrics import Metric
 from modelspec.schema.optimizers import Optimizer
+from modelspec.schema.precision import DTypePolicyName
 from modelspec.schema.training import CheckpointSpec, TrainSpec
 
 DType = Literal[
@@ -47,6 +48,12 @@ class ModelSpec(SpecModel):
     outputs: list[str] | None = None
     """Names of the layers (or inputs) that are the model's outputs. Default: the last
     layer."""
+    dtype_policy: DTypePolicyName = "float32"
+    """Keras dtype policy of every layer (a layer's own `dtype_policy` overrides it):
+    `float32`, or `mixed_bfloat16` / `mixed_float16` — variables, optimizer state and
+    checkpoints stay float32, layers compute in the half type, losses and metrics in
+    float32. `mixed_float16` also scales the loss dynamically, as Keras's
+    `LossScaleOptimizer` (which `compile` adds for that policy)."""
 
 
 class BlockSpec(SpecModel):

@@ -71,10 +71,29 @@ class ParamInfo:
 
 @dataclass(frozen=True)
 class LayerShape:
-    """What shape inference knows about one layer: its output and its variables."""
+    """What shape inference knows about one layer: its output(s) and its variables.
+
+    Most layers return one tensor, `output`. A multi-output layer (an RNN with
+    `return_state`, Keras's list return) also fills `extra_outputs`, in Keras's order
+    after the first; `outputs` is all of them. Code that reads only `output` sees the
+    first tensor, as before multi-output layers existed."""
 
     output: TensorType
     params: tuple[ParamInfo, ...] = ()
+    extra_outputs: tuple[TensorType, ...] = ()
+    mask: TensorType | None = None
+    """The Keras mask riding along with `output` (a bool tensor, usually (batch, steps)),
+    or None: what later layers' `<argument>_mask` and the loss see. Set by the graph
+    pass from the spec's `infer_mask`, not by `infer`: it depends on the layers upstream."""
+    graph_mask: TensorType | None = None
+    """The mask Keras's functional graph recorded for `output` when the model was built;
+    layers taking `mask=` get this one. It differs from `mask` only after an attention
+    layer removed its inputs' masks at run time (`clears_input_masks`)."""
+
+    @property
+    def outputs(self) -> tuple[TensorType, ...]:
+        """Every tensor the layer returns, the first being `output`."""
+        return (self.output, *self.extra_outputs)
 
     @property
     def trainable_count(self) -> int:

@@ -29,8 +29,11 @@ import numpy as np
 
 from modelspec.compiler.load import load
 from modelspec.compiler.model import CompiledModel, flat, split, variables
+from modelspec.compiler.penalties import build_penalties
 from modelspec.schema.layers import LAYER_TYPES, LayerSpec
+from modelspec.schema.layers.nesting import nested_name
 from modelspec.schema.spec import Spec
+from tests.conformance.keras_reference import REFERENCE
 
 BATCH = 3
 
@@ -52,6 +55,9 @@ class Case:
     """True when training mode draws random numbers (dropout): structural check only.
     None: the layer's `stochastic` (a dropout rate above zero)."""
     atol: float = 1e-5
+    rtol: float = 1e-5
+    """Relative tolerance; half-precision (dtype policy) cases need ~1e-2 (bfloat16
+    keeps 8 significant bits, float16 11)."""
     int_high: int = 10
 
 
@@ -85,16 +91,28 @@ def spec_class(layer: dict[str, Any]) -> type[LayerSpec]:
     return LAYER_TYPES[layer["type"]]
 
 
-def keras_layer(layer: dict[str, Any]) -> keras.layers.Layer:
+def keras_layer(layer: dict[str, Any], name: str | None = None) -> keras.layers.Layer:
     """The Keras layer of a spec mapping: its fields are the constructor arguments, except
-    those Keras takes at call time (the spec class's `call_kwargs`)."""
-    skip = ("type", "name", "inputs", *spec_class(layer).call_kwargs)
+    those Keras takes at call time (the spec class's `call_kwargs`). Nested layer specs
+    (the spec class's `nested_fields`) become Keras layers named as the spec names them,
+    so their weight paths are the spec's."""
+    cls_spec = spec_class(layer)
+    skip = ("type", "name", "inputs", *cls_spec.call_kwargs)
     args = {k: v for k, v in layer.items() if k not in skip}
+    for k in cls_spec.nested_fields:
+        if isinstance(args.get(k), dict):
+            inner = spec_class(args[k]).model_validate(args[k])
+            args[k] = keras_layer(args[k], name=nested_name(inner))
+    if name is not None:
+        args["name"] = name
+    if "dtype_policy" in args:  # Keras's constructor names the policy `dtype`
+        args["dtype"] = args.pop("dtype_policy")
     for k, v in list(args.items()):
         if isinstance(v, dict) and "type" in v:  # initializer config
             cfg = {a: b for a, b in v.items() if a != "type"}
             args[k] = {"class_name": v["type"], "config": cfg}
-    return getattr(keras.layers, layer["type"])(**args)
+    cls = getattr(keras.layers, layer["type"], None) or REFERENCE[layer["type"]]
+    return cls(**args)
 
 
 def keras_call_kwargs(layer: LayerSpec) -> dict[str, Any]:
@@ -127,14 +145,15 @@ def run_case(case: Case) -> None:
     model = CompiledModel(spec, seed=0)
     x = make_inputs(case, rng)
 
-    # 1. inferred shape == jax.eval_shape
+    # 1. inferred shape == jax.eval_shape, for every output (`under_test.0`, ... of a
+    # multi-output layer: the model's outputs are all of them)
+    refs = an.graph.outputs
     out = jax.eval_shape(lambda m, inp: m(inp), model, {k: jnp.asarray(v) for k, v in x.items()})
-    got = out[node.name]
-    want = tuple(
-        BATCH if i == 0 else (5 if d is None else d) for i, d in enumerate(inferred.output.shape)
-    )
-    assert got.shape == want, f"{case.id}: eval_shape {got.shape} != inferred {want}"
-    assert str(got.dtype) == inferred.output.dtype, f"{case.id}: dtype {got.dtype}"
+    for ref, typ in zip(refs, inferred.outputs, strict=True):
+        got = out[ref]
+        want = tuple(BATCH if i == 0 else (5 if d is None else d) for i, d in enumerate(typ.shape))
+        assert got.shape == want, f"{case.id}: {ref} eval_shape {got.shape} != inferred {want}"
+        assert str(got.dtype) == typ.dtype, f"{case.id}: {ref} dtype {got.dtype}"
 
     # 2. built variables == ParamInfo
     built = {
@@ -172,19 +191,26 @@ def run_case(case: Case) -> None:
     new_state = _assign(state, values)
     inputs = {k: jnp.asarray(v) for k, v in x.items()}
     for training in (False, True):
-        ours, after = new_state.apply(inputs, training=training)
-        ours = np.asarray(ours[node.name])
+        outs, after = new_state.apply(inputs, training=training)
+        ours_all = [np.asarray(outs[r]) for r in refs]
         if training and stochastic:
-            ref = np.asarray(keras_call(case, klayer, x, training=False))
-            _structural_dropout(case, ours, ref)
+            refs_all = _tensors(keras_call(case, klayer, x, training=False))
+            for ours, ref in zip(ours_all, refs_all, strict=True):
+                _structural_dropout(case, ours, ref)
             continue
         if training and not train_deterministic:
             continue
-        ref = np.asarray(keras_call(case, klayer, x, training=training))
-        assert ours.dtype == ref.dtype, f"{case.id}: dtype {ours.dtype}, Keras {ref.dtype}"
-        np.testing.assert_allclose(
-            ours, ref, atol=case.atol, rtol=1e-5, err_msg=f"{case.id} training={training}"
-        )
+        refs_all = _tensors(keras_call(case, klayer, x, training=training))
+        assert len(refs_all) == len(ours_all), f"{case.id}: Keras returns {len(refs_all)}"
+        for name, ours, ref in zip(refs, ours_all, refs_all, strict=True):
+            assert ours.dtype == ref.dtype, f"{case.id}: dtype {ours.dtype}, Keras {ref.dtype}"
+            np.testing.assert_allclose(
+                _wide(ours),
+                _wide(ref),
+                atol=case.atol,
+                rtol=case.rtol,
+                err_msg=f"{case.id} {name} training={training}",
+            )
         if training:
             for path, value in flat(after.batch_stats):
                 short = "/".join(str(p) for p in path[2:])
@@ -193,15 +219,29 @@ def run_case(case: Case) -> None:
                     np.asarray(value),
                     np.asarray(kvars[match].value),
                     atol=case.atol,
-                    rtol=1e-5,
+                    rtol=case.rtol,
                     err_msg=f"{case.id} {short}",
                 )
+
+    # 4b. regularization penalties (weights and activity) == Keras's `layer.losses`
+    _check_penalties(case, an, new_state, inputs, klayer, x)
 
     # 5. canonical dump round-trip
     dumped = spec.dump()
     again = load(copy.deepcopy(dumped))
     assert again.dump() == dumped
     assert Spec.model_validate(dumped) == Spec.model_validate(again.dump())
+
+
+def _tensors(result: Any) -> list[np.ndarray]:
+    """Keras's result as a list of arrays: one, or each of a multi-output layer's."""
+    items = result if isinstance(result, list | tuple) else [result]
+    return [np.asarray(r) for r in items]
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    """Half-precision arrays as float32, so numpy's comparisons work on them."""
+    return x.astype(np.float32) if x.dtype.name in ("bfloat16", "float16") else x
 
 
 def _assign(state, values: dict[str, np.ndarray]):
@@ -228,3 +268,17 @@ def _structural_dropout(case: Case, ours: np.ndarray, reference: np.ndarray) -> 
     assert ok.all(), f"{case.id}: dropout output not in {{0, x/(1-rate)}}"
     dropped = np.isclose(ours, 0.0, atol=1e-6) & ~np.isclose(scaled, 0.0, atol=1e-6)
     assert 0 < dropped.mean() < 1 or rate == 0, f"{case.id}: drop fraction {dropped.mean()}"
+
+
+def _check_penalties(case: Case, an, state, inputs, klayer, x) -> None:
+    """Our penalties for the layer (its weight regularizers and activity regularizer, in
+    inference mode) sum to Keras's `layer.losses` after an inference call."""
+    penalties = build_penalties(an)
+    if not penalties.regularized:
+        return
+    values, _ = state.apply(inputs, training=False, taps=penalties.taps)
+    ours = float(penalties.loss(state.params, values, None))
+    keras_call(case, klayer, x, training=False)  # Keras clears and re-records its losses
+    theirs = float(sum(np.asarray(loss, np.float64) for loss in klayer.losses))
+    assert klayer.losses, f"{case.id}: Keras recorded no penalty"
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, err_msg=f"{case.id} penalties")

@@ -63,3 +63,12 @@ class Layer(nnx.Module):
 
     def has(self, name: str) -> bool:
         return hasattr(self, name)
+
+    def compute_mask(self, inputs: Any, masks: Any) -> jax.Array | None:
+        """The output's Keras mask, from the inputs and their masks (the call kind's
+        form). The model calls it only where shape inference found the output masked
+        (the spec's `infer_mask`), so the default is Keras's: the first input's mask
+        passes through. Layers that compute a mask (Embedding, Masking) override it."""
+        if isinstance(masks, dict):
+            return next(iter(masks.values()), None)
+        return masks[0] if isinstance(masks, list) else masks

@@ -59,6 +59,9 @@ class MetricFn:
     """`update(state, y_true, y_pred, sample_weight=None) -> state`; jit-safe."""
     result: Callable[[State], Array]
     """The metric value: a scalar, or a vector for per-class/per-threshold results."""
+    uses_mask: bool = False
+    """Keras applies `y_pred`'s mask (padded steps) as sample weights: true for the
+    MeanMetricWrapper metrics (accuracies, losses); the others ignore masks in Keras."""
 
 
 def _reduce_to_samplewise(
@@ -132,7 +135,7 @@ def _wrap(name: str, fn: Callable[[Array, Array], Array], mask_fn: Any = None) -
         mask = None if mask_fn is None else mask_fn(y_true, y_pred)
         return _mean_update(state, fn(y_true, y_pred), sample_weight, mask)
 
-    return MetricFn(name, _mean_init, update, _mean_result)
+    return MetricFn(name, _mean_init, update, _mean_result, uses_mask=True)
 
 
 def _rmse(name: str) -> MetricFn:

@@ -45,4 +45,10 @@ LAYER_CLASSES: tuple[type[LayerSpec], ...] = tuple(LAYER_TYPES.values())
 Layer = tagged_union(LAYER_TYPES)
 """Any layer spec, chosen by its `type:`."""
 
+# Wrappers (Bidirectional, TimeDistributed) hold a nested `Layer`: their field annotation
+# names the union, which exists only now, so they are completed here.
+for _cls in LAYER_CLASSES:
+    if not _cls.__pydantic_complete__:
+        _cls.model_rebuild(_types_namespace={"Layer": Layer})
+
 __all__ = ["FAMILIES", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "LayerSpec"]

@@ -13,11 +13,15 @@ from pydantic import Field
 
 from modelspec.schema.layer_args import InputRef
 from modelspec.schema.layers.calls import Call, Single
+from modelspec.schema.precision import DTypePolicyName
+from modelspec.schema.regularizers import Regularizer, RegularizerSpec, resolve
 from modelspec.schema.tensors import LayerShape, TensorType
 from modelspec.schema.vocabulary import Registered, type_tag
 
 Inputs = TensorType | list[TensorType] | dict[str, TensorType]
 """What `infer` receives: per the call kind, one type, a list, or a dict by argument."""
+Masks = TensorType | None | list[TensorType | None] | dict[str, TensorType | None]
+"""What `infer_mask` receives: the inputs' masks in the same form as `Inputs`."""
 
 
 class LayerSpec(Registered):
@@ -59,7 +63,8 @@ class LayerSpec(Registered):
     `dropout_fields` (rates that make training mode random when > 0),
     `inverted_dropout` (training output is the inference output with elements zeroed
     or scaled by 1/(1-rate): Keras `Dropout`), `train_deterministic` (training mode is
-    deterministic but differs from inference: batch statistics).
+    deterministic but differs from inference: batch statistics), `random_in_training`
+    (training mode is random whatever the fields: the augmentation layers).
 
     Defining a subclass with a `type` Literal registers it in `LayerSpec.registry`
     (the idiom of `schema/vocabulary.py`); family bases without `type` (e.g. `_Conv`)
@@ -72,8 +77,19 @@ class LayerSpec(Registered):
     """How the layer is called (see `calls.py`)."""
     nnx: ClassVar[str] = ""
     """The NNX class implementing the layer, as "package.module:Class"."""
+    autocast: ClassVar[bool] = True
+    """Keras's `Layer.autocast`: under a mixed dtype policy the layer's float inputs are
+    cast to the compute dtype before the call (False: they reach it unchanged, as for
+    Keras's LayerNormalization). See `schema/precision.py`."""
+    float32_compute: ClassVar[bool] = False
+    """Under a mixed dtype policy the layer still computes in float32 — inputs upcast,
+    variables read as float32 — and casts its output to the compute dtype, as Keras's
+    normalization layers do (their variables are created with `autocast=False`)."""
     call_kwargs: ClassVar[tuple[str, ...]] = ()
     """Fields that Keras takes as call arguments (fixed per layer in a spec)."""
+    nested_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields holding a nested layer spec (the `layer:` of a wrapper such as
+    Bidirectional): Keras takes a layer instance there (see `nesting.py`)."""
     dropout_fields: ClassVar[tuple[str, ...]] = ()
     """Fields holding dropout rates: training draws random numbers when one is > 0."""
     inverted_dropout: ClassVar[bool] = False
@@ -81,6 +97,32 @@ class LayerSpec(Registered):
     in `dropout_fields[0]`) or scaled by 1/(1 - rate), as Keras's Dropout."""
     train_deterministic: ClassVar[bool] = False
     """Training mode is deterministic but differs from inference (batch statistics)."""
+    random_in_training: ClassVar[bool] = False
+    """Training mode always draws random numbers, whatever the fields (the random
+    augmentation layers: RandomFlip, RandomRotation, ...); see `stochastic`."""
+    masking: ClassVar[str] = "drop"
+    """What the layer does with a Keras mask (a bool tensor, usually (batch, steps), that
+    rides along with a tensor from `Embedding(mask_zero: true)` or `Masking`): "drop" —
+    Keras's `supports_masking = False`: the mask is discarded and layers downstream see
+    none (Keras also warns); "keep" — `supports_masking` with Keras's default
+    `compute_mask`: the first input's mask passes to the output unchanged. Any other
+    rule overrides `infer_mask` (and the NNX class's `compute_mask`)."""
+    mask_arg: ClassVar[bool] = False
+    """The NNX `__call__` takes the input masks, as the Keras layer's `call` does:
+    `mask=` (one mask, or a list for merge layers), or `<argument>_mask=` per named
+    argument (`query_mask=`, `value_mask=`). Layers without it never see a mask."""
+    mask_args: ClassVar[tuple[str, ...]] = ()
+    """With `mask_arg` and a `Named` call: the arguments whose masks the layer takes, as
+    `<argument>_mask=` — Keras passes one only where its `call` has that parameter
+    (query, value, key; not MultiHeadAttention's `attention_mask` tensor)."""
+    clears_input_masks: ClassVar[bool] = False
+    """Calling the layer removes the masks of its input tensors for the layers that run
+    after it, as Keras's MultiHeadAttention does (`set_keras_mask(query, None)`): e.g. a
+    residual `Add([x, attention])` then sees no mask on `x`."""
+    activity_regularizer_refusal: ClassVar[str | None] = None
+    """Why the layer type refuses `activity_regularizer` (None: Keras applies it to the
+    layer's outputs, and so do we). Keras's MultiHeadAttention, for one, applies it to
+    its internal projections instead."""
 
     name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
     """Unique layer name; needed only when other layers reference it. Defaults to
@@ -91,6 +133,14 @@ class LayerSpec(Registered):
     Default: the previous layer's output (the model's input for the first layer)."""
     trainable: bool = True
     """False freezes the layer: its weights count as non-trainable and get no updates."""
+    activity_regularizer: Regularizer | None = None
+    """Penalty on the layer's output(s), divided by the batch size and added to the
+    training loss (Keras's base `Layer` argument; applied in inference too, so it is in
+    `val_loss`)."""
+    dtype_policy: DTypePolicyName | None = None
+    """Keras dtype policy of this layer (Keras's `dtype=` argument): `float32`,
+    `mixed_bfloat16` or `mixed_float16` (float32 variables, half-precision computation).
+    Default: the model's `dtype_policy`."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -103,10 +153,41 @@ class LayerSpec(Registered):
         """Output type and variables for `inputs` (see the class docstring, step 3)."""
         raise NotImplementedError(f"{type(self).__name__} has no shape inference")
 
+    def infer_mask(
+        self, inputs: Inputs, masks: Masks
+    ) -> TensorType | tuple[TensorType | None, ...] | None:
+        """The Keras mask of the output, from the input types and their masks (both in
+        the call kind's form; None for an unmasked input). The default follows
+        `masking`; layers that compute a mask (Embedding, Masking, merges) override it.
+        A multi-output layer whose Keras `compute_mask` masks more than its first output
+        returns a tuple, one entry per output (Bidirectional with `merge_mode: null`).
+        Raises ShapeError for a masked input the layer would treat unlike Keras."""
+        if self.masking != "keep":
+            return None
+        if isinstance(masks, dict):
+            return next(iter(masks.values()), None)
+        return masks[0] if isinstance(masks, list) else masks
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        """One label per tensor the layer returns, in Keras's order. More than one
+        makes it a multi-output layer (an RNN with `return_state: true`): the graph
+        then addresses its tensors as `name.0`, `name.1`, ..., and `infer` returns as
+        many output types. Decided by the fields alone, so the graph knows it before
+        shape inference."""
+        return ("output",)
+
+    def activity_penalty(self) -> RegularizerSpec | None:
+        """The regularizer applied to the layer's outputs: `activity_regularizer` (a name
+        resolved to its config), or, for a layer whose arguments define one (Keras's
+        ActivityRegularization), that one."""
+        return None if self.activity_regularizer is None else resolve(self.activity_regularizer)
+
     @property
     def stochastic(self) -> bool:
-        """Whether training mode draws random numbers (a dropout rate above zero)."""
-        return any(getattr(self, f) for f in self.dropout_fields)
+        """Whether training mode draws random numbers (a dropout rate above zero, or a
+        layer that is `random_in_training`)."""
+        return type(self).random_in_training or any(getattr(self, f) for f in self.dropout_fields)
 
 
 LAYER_REGISTRY = LayerSpec.registry

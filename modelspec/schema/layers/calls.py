@@ -99,10 +99,14 @@ class Named(Call):
     """Named input tensors: `layer(query=q, value=v[, key=k])`.
 
     `names` are the call arguments in positional order; the first `required` must be
-    given. A single name binds to the first two arguments (self-attention)."""
+    given. A single name binds to the first two arguments (self-attention).
+    `keras_list`: the Keras layer takes the tensors as one list in `names` order
+    (`Attention([query, value, key])`) rather than as keywords; the NNX layer still gets
+    keywords, so the spec is written the same way for every attention layer."""
 
     names: tuple[str, ...]
     required: int = 1
+    keras_list: bool = False
     kind: ClassVar[str] = "named"
 
     def bind(self, layer_type: str, given: Any) -> Bound:
@@ -147,4 +151,6 @@ class Named(Call):
         return "named", tuple((n, given[n]) for n in names if n in given), None
 
     def invoke(self, fn, args, values, **kw):
+        if self.keras_list:
+            return fn([values[r] for _, r in args], **kw)
         return fn(**{a: values[r] for a, r in args}, **kw)

@@ -1,4 +1,5 @@
-"""Normalization: BatchNormalization and LayerNormalization, as Keras 3 computes them.
+"""Normalization: BatchNormalization, LayerNormalization, GroupNormalization,
+UnitNormalization and RMSNormalization, as Keras 3 computes them.
 
 Both follow Keras's JAX arithmetic step for step (not just the textbook formula) so
 results agree to float rounding: the input is upcast to float32, then
@@ -105,3 +106,70 @@ class LayerNormalization(_Normalization):
             return y if gamma is None else y * gamma
         mean = jnp.mean(x, axis=self.axes, keepdims=True)
         return _normalize(x, mean, var, gamma, self._get("beta", x.dtype), self.epsilon)
+
+
+class GroupNormalization(_Normalization):
+    """Keras's arithmetic: the input is reshaped to (..., groups, channels/groups, ...)
+    at `axis`, normalized in float32 over every axis but the batch and the groups, cast
+    back to the input dtype (Keras sets `autocast = False` on this layer, so float16
+    inputs stay float16 until then and integers are truncated), then to float32."""
+
+    def __init__(self, spec, x, shape, key):
+        (self.axis,) = normalize_axes(spec.axis, x)
+        dim = x.shape[self.axis]
+        self.groups = dim if spec.groups == -1 else spec.groups
+        per_group = dim // self.groups
+        grouped_rank = x.rank + 1
+        # The grouped tensor has `groups` at `axis` and the channels of a group after it.
+        self.reduce = tuple(a for a in range(1, grouped_rank) if a != self.axis)
+        self.broadcast = tuple(
+            self.groups if a == self.axis else per_group if a == self.axis + 1 else 1
+            for a in range(grouped_rank)
+        )
+        self.epsilon = float(spec.epsilon)
+        self.out_dtype = jnp.dtype(shape.output.dtype)
+        self.create(
+            shape.params, key, {"gamma": spec.gamma_initializer, "beta": spec.beta_initializer}
+        )
+
+    def __call__(self, x, *, training=False, rngs=None):
+        a = self.axis
+        grouped_shape = (*x.shape[:a], self.groups, x.shape[a] // self.groups, *x.shape[a + 1 :])
+        g = x.reshape(grouped_shape).astype(jnp.promote_types(x.dtype, jnp.float32))
+        mean = jnp.mean(g, self.reduce, keepdims=True)
+        var = jnp.var(g, axis=self.reduce, keepdims=True)
+        y = _normalize(
+            g, mean, var, self._get("gamma", g.dtype), self._get("beta", g.dtype), self.epsilon
+        )
+        return y.astype(x.dtype).reshape(x.shape).astype(self.out_dtype)
+
+
+class UnitNormalization(Layer):
+    """`ops.normalize(x, axis, order=2, epsilon=1e-12)` on the JAX backend:
+    `x * minimum(rsqrt(sum(x**2)), 1/epsilon)`, after Keras's float32 autocast."""
+
+    def __init__(self, spec, x, shape, key):
+        self.axes = tuple(spec.axis) if isinstance(spec.axis, list) else spec.axis
+
+    def __call__(self, x, *, training=False, rngs=None):
+        x = as_float(x)
+        inv_norm = jax.lax.rsqrt(jnp.sum(jnp.square(x), axis=self.axes, keepdims=True))
+        return x * jnp.minimum(inv_norm, 1.0 / 1e-12)
+
+
+class RMSNormalization(Layer):
+    """`ops.rms_normalization`: in float32 (or wider), `x * rsqrt(mean(x**2) + epsilon)
+    * scale`, cast back to the input's dtype after Keras's autocast (float inputs come
+    out float32, integer inputs in their own dtype)."""
+
+    def __init__(self, spec, x, shape, key):
+        n = len(shape.params[0].shape)
+        self.axes = tuple(range(x.rank - n, x.rank))  # `infer` allows the last axes only
+        self.epsilon = float(spec.epsilon)
+        self.out_dtype = jnp.dtype(shape.output.dtype)
+        self.create(shape.params, key, {"scale": "ones"})
+
+    def __call__(self, x, *, training=False, rngs=None):
+        x = as_float(x)
+        rrms = jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=self.axes, keepdims=True) + self.epsilon)
+        return (x * rrms * self.scale[...].astype(x.dtype)).astype(self.out_dtype)

@@ -1,14 +1,16 @@
-"""MultiHeadAttention, numerically equal to Keras 3's `MultiHeadAttention`.
+"""The attention layers, numerically equal to Keras 3's: MultiHeadAttention,
+GroupQueryAttention, Attention, AdditiveAttention (masks, softmax and dropout in
+`attention_ops.py`).
 
 Weights follow Keras's EinsumDense layouts (query/key/value kernels (dim, heads, head),
 biases (heads, head), output kernel (heads, value_dim, out)), so checkpoints map 1:1.
 Their initial fans are EinsumDense's: projections fan in over the input axis and out over
 (heads, head); the output kernel fans in over (heads, value_dim) and out over its last axis.
 
-Inputs of rank > 3 attend over every axis between batch and features (Keras's default
-`attention_axes=None`, a softmax over all key positions jointly). That equals attention
-over the flattened positions, so those axes are flattened and restored afterwards; the
-causal mask then applies to the flattened (row-major) positions.
+MultiHeadAttention runs Keras's own einsum equations for its `attention_axes` (by
+default every axis between batch and features, one softmax over all key positions
+jointly), so scores have Keras's layout and an `attention_mask` broadcasts as in Keras;
+over several axes the causal mask applies to the row-major positions.
 """
 
 from __future__ import annotations
@@ -18,17 +20,34 @@ import math
 import jax
 import jax.numpy as jnp
 
+from modelspec.compiler.layers import attention_ops as ops
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.sharding.constraints import constrain
+from modelspec.schema.layers.einsum_math import attention_equations
 
 _PROJECTION_FANS = ((0,), (1, 2))
 _OUTPUT_FANS = ((0, 1), (2,))
 
 
-def causal_mask(t: int, s: int) -> jax.Array:
-    """Keras's `_compute_causal_mask`: query position i sees key positions j <= i
-    (lower triangle anchored top-left, also when T != S)."""
-    return jnp.arange(t)[:, None] >= jnp.arange(s)[None, :]
+def attention_mask(query_mask=None, value_mask=None, key_mask=None) -> jax.Array | None:
+    """Keras's `_compute_attention_mask` from the inputs' Keras masks: (B, T, 1) from the
+    query's, (B, 1, S) from the value's and the key's, and-ed into (B, T, S); None
+    when no input is masked."""
+    parts = []
+    if query_mask is not None:
+        parts.append(query_mask.astype(bool)[:, :, None])
+    for m in (value_mask, key_mask):
+        if m is not None:
+            parts.append(m.astype(bool)[:, None, :])
+    if not parts:
+        return None
+    mask = parts[0]
+    for p in parts[1:]:
+        mask = mask & p
+    return mask
+
+
+_input_masks = attention_mask  # `attention_mask` is also a call argument below
 
 
 class MultiHeadAttention(Layer):
@@ -39,6 +58,12 @@ class MultiHeadAttention(Layer):
         self.key_dim = spec.key_dim
         self.rate = float(spec.dropout)
         self.causal = spec.use_causal_mask
+        rank = x["query"].rank
+        self.axes = spec.attention_axes_for(rank)
+        self.dot_eq, self.combine_eq, _ = attention_equations(rank + 1, self.axes)
+        # Keras's two roads (see attention_ops): fused attention for rank-3 inputs
+        # without dropout, its Softmax layer otherwise.
+        self.zero_masked = self.rate > 0.0 or rank != 3
         inits, fans = {}, {}
         for info in shape.params:
             is_kernel = info.path.endswith("/kernel")
@@ -51,36 +76,192 @@ class MultiHeadAttention(Layer):
 
     @staticmethod
     def _project(dense, x):
-        """(B, N, dim) @ (dim, heads, head) [+ (heads, head)] -> (B, N, heads, head)."""
-        y = jnp.einsum("bnd,dhk->bnhk", x, dense.kernel[...])
+        """(B, ..., dim) @ (dim, heads, head) [+ (heads, head)] -> (B, ..., heads, head)."""
+        y = jnp.einsum("...d,dhk->...hk", x, dense.kernel[...])
         y = y + dense.bias[...] if hasattr(dense, "bias") else y
-        return constrain(y, ("batch", None, "heads", "kv"))  # heads on the tensor axis
+        # heads on the tensor axis
+        return constrain(y, ("batch",) + (None,) * (y.ndim - 3) + ("heads", "kv"))
 
-    def __call__(self, query, value, key=None, *, training=False, rngs=None):
+    def __call__(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        *,
+        training=False,
+        rngs=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+    ):
         key = value if key is None else key
-        dtype = jnp.promote_types(query.dtype, jnp.float32)
-        batch, q_axes = query.shape[0], query.shape[1:-1]
-        # Flatten the attention axes: (B, ..., d) -> (B, positions, d).
-        q, k, v = (
-            t.astype(dtype).reshape(t.shape[0], -1, t.shape[-1]) for t in (query, key, value)
-        )
+        dtype = jnp.promote_types(query.dtype, self.query.kernel.dtype)  # mixed: bf16
+        scale = jnp.asarray(1.0 / math.sqrt(self.key_dim), dtype)
+        q = self._project(self.query, query.astype(dtype)) * scale
+        k = self._project(self.key, key.astype(dtype))
+        v = self._project(self.value, value.astype(dtype))
 
-        q = self._project(self.query, q) * jnp.asarray(1.0 / math.sqrt(self.key_dim), dtype)
-        k = self._project(self.key, k)
-        v = self._project(self.value, v)
-
-        scores = jnp.einsum("bthk,bshk->bhts", q, k).astype(jnp.float32)
+        # Keras's layout: (batch, other axes, heads, query positions, key positions).
+        scores = jnp.einsum(self.dot_eq, k, q, preferred_element_type=jnp.float32)
+        n, rank = len(self.axes), scores.ndim
+        causal = None
         if self.causal:
-            mask = causal_mask(scores.shape[-2], scores.shape[-1])
-            # Keras's Softmax layer: masked positions get a large negative logit.
-            scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
-        probs = jax.nn.softmax(scores, axis=-1).astype(dtype)
-        if training and self.rate > 0.0:
-            keep = jax.random.bernoulli(rngs.dropout(), 1.0 - self.rate, probs.shape)
-            probs = jnp.where(keep, probs / (1.0 - self.rate), jnp.zeros_like(probs))
+            q_pos, k_pos = scores.shape[rank - 2 * n : rank - n], scores.shape[rank - n :]
+            causal = ops.causal_over(q_pos, k_pos)
+        given = None if attention_mask is None else attention_mask.astype(bool)
+        mask = ops.combined_mask(
+            ops.expand_mask(given, rank, n),
+            ops.expand_mask(_input_masks(query_mask, value_mask, key_mask), rank, n),
+            causal,
+        )
+        axes = tuple(range(rank - n, rank))
+        probs = ops.masked_softmax(scores, mask, axes, zero_masked=self.zero_masked)
+        probs = ops.dropout(probs.astype(dtype), self.rate, training, rngs)
 
-        context = jnp.einsum("bhts,bshk->bthk", probs, v)
-        out = jnp.einsum("bthk,hko->bto", context, self.attention_output.kernel[...])
+        context = jnp.einsum(self.combine_eq, probs, v)
+        out = jnp.einsum("...hk,hko->...o", context, self.attention_output.kernel[...])
         if hasattr(self.attention_output, "bias"):
             out = out + self.attention_output.bias[...]
-        return out.reshape(batch, *q_axes, out.shape[-1])
+        return out
+
+
+class GroupQueryAttention(Layer):
+    """Keras's GroupQueryAttention: `num_query_heads` query heads, each group of
+    num_query_heads / num_key_value_heads sharing one key/value head."""
+
+    def __init__(self, spec, x, shape, key):
+        self.head_dim = spec.head_dim
+        self.repeats = spec.num_query_heads // spec.num_key_value_heads
+        self.rate = float(spec.dropout)
+        self.causal = spec.use_causal_mask
+        self.zero_masked = self.rate > 0.0  # Keras's Softmax-layer road (see attention_ops)
+        inits, fans = {}, {}
+        for info in shape.params:
+            is_kernel = info.path.endswith("/kernel")
+            inits[info.path] = spec.kernel_initializer if is_kernel else spec.bias_initializer
+            if is_kernel:
+                fans[info.path] = (
+                    _OUTPUT_FANS if info.path.startswith("attention_output/") else _PROJECTION_FANS
+                )
+        self.create(shape.params, key, inits, fan_axes=fans)
+
+    def _given_mask(self, attention_mask, input_masked: bool):
+        """The `attention_mask` as Keras reads it: cast to bool, except on the Softmax
+        road without a causal mask or masked inputs (Keras and-s those with the cast
+        tensor), where Keras's Softmax keeps values > 0.5."""
+        if attention_mask is None:
+            return None
+        cast = not self.zero_masked or self.causal or input_masked
+        if attention_mask.dtype == jnp.bool_ or cast:
+            return attention_mask.astype(bool)
+        return attention_mask > 0.5
+
+    def __call__(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        *,
+        training=False,
+        rngs=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+    ):
+        key = value if key is None else key
+        inputs_mask = _input_masks(query_mask, value_mask, key_mask)  # (B, T, S) or None
+        dtype = jnp.promote_types(query.dtype, self.query.kernel.dtype)
+        scale = jnp.asarray(1.0 / math.sqrt(self.head_dim), dtype)
+        q = MultiHeadAttention._project(self.query, query.astype(dtype)) * scale
+        k = MultiHeadAttention._project(self.key, key.astype(dtype))
+        v = MultiHeadAttention._project(self.value, value.astype(dtype))
+        k, v = (jnp.repeat(t, self.repeats, axis=2) for t in (k, v))
+
+        scores = jnp.einsum("bquh,bkuh->buqk", q, k, preferred_element_type=jnp.float32)
+        causal = ops.causal_mask(*scores.shape[-2:]) if self.causal else None
+        given = self._given_mask(attention_mask, inputs_mask is not None)
+        mask = ops.combined_mask(ops.expand_mask(given, 4), ops.expand_mask(inputs_mask, 4), causal)
+        probs = ops.masked_softmax(scores, mask, (-1,), zero_masked=self.zero_masked)
+        probs = ops.dropout(probs.astype(dtype), self.rate, training, rngs)
+
+        context = jnp.einsum("buqk,bkuh->bquh", probs, v)
+        out = jnp.einsum("bquh,uhm->bqm", context, self.attention_output.kernel[...])
+        if hasattr(self.attention_output, "bias"):
+            out = out + self.attention_output.bias[...]
+        return out
+
+
+class _DotAttention(Layer):
+    """Keras's Attention/AdditiveAttention call: scores, the value's Keras mask and the
+    causal mask as a -1e9 shift of the masked scores (not a replacement: Keras's
+    `_apply_scores`, so a fully masked row attends as if unmasked), softmax over the key
+    positions, dropout, the weights times the value, then the rows the query's mask
+    hides set to zero. A key mask is ignored, as Keras ignores `mask[2]`."""
+
+    initializers: dict[str, str] = {}
+
+    def __init__(self, spec, x, shape, key):
+        self.rate = float(spec.dropout)
+        self.causal = spec.use_causal_mask
+        self.create(shape.params, key, self.initializers)
+
+    def _scores(self, q, k):
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        query,
+        value,
+        key=None,
+        *,
+        training=False,
+        rngs=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,  # Keras's Attention ignores it
+    ):
+        key = value if key is None else key
+        dtype = jnp.promote_types(query.dtype, jnp.float32)
+        q, k, v = (t.astype(dtype) for t in (query, key, value))
+        scores = self._scores(q, k)
+        causal = ops.causal_mask(*scores.shape[-2:]) if self.causal else None
+        keys = None if value_mask is None else value_mask.astype(bool)[..., None, :]
+        mask = ops.combined_mask(keys, causal)
+        if mask is not None:
+            scores = jnp.where(mask, scores, scores - jnp.asarray(1e9, scores.dtype))
+        weights = ops.dropout(jax.nn.softmax(scores, axis=-1), self.rate, training, rngs)
+        out = jnp.matmul(weights, v)
+        if query_mask is not None:
+            out = jnp.where(query_mask.astype(bool)[..., None], out, jnp.zeros((), out.dtype))
+        return out
+
+
+class Attention(_DotAttention):
+    """Keras's `Attention`: dot or concat scores, an optional learned scalar scale."""
+
+    initializers = {"scale": "ones", "concat_score_weight": "ones"}
+
+    def __init__(self, spec, x, shape, key):
+        self.mode = spec.score_mode
+        super().__init__(spec, x, shape, key)
+
+    def _scores(self, q, k):
+        scale = self.scale[...] if self.has("scale") else None
+        if self.mode == "dot":
+            scores = jnp.matmul(q, jnp.swapaxes(k, -2, -1))
+            return scores if scale is None else scores * scale
+        summed = q[..., :, None, :] + k[..., None, :, :]
+        summed = summed if scale is None else scale * summed
+        return self.concat_score_weight[...] * jnp.sum(jnp.tanh(summed), axis=-1)
+
+
+class AdditiveAttention(_DotAttention):
+    """Keras's `AdditiveAttention`: scores `sum(scale * tanh(q + k))` over features."""
+
+    initializers = {"scale": "glorot_uniform"}
+
+    def _scores(self, q, k):
+        scale = self.scale[...] if self.has("scale") else 1.0
+        return jnp.sum(scale * jnp.tanh(q[..., :, None, :] + k[..., None, :, :]), axis=-1)

@@ -1,4 +1,4 @@
-"""Core layers: Dense, Activation, Dropout, Rescaling, Embedding, Identity (NNX side of
+"""Core layers: Dense, EinsumDense, Activation, Dropout, Rescaling, Embedding, Identity (NNX side of
 `schema/layers/core.py`)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from modelspec.compiler.layers.activations import activation, autocast
 from modelspec.compiler.layers.base import Layer
 from modelspec.compiler.sharding.constraints import constrain
+from modelspec.schema.layers.einsum_math import analyze_einsum
 
 
 class Dense(Layer):
@@ -24,6 +25,29 @@ class Dense(Layer):
             y = y + self.bias[...]
         # The hidden features follow the kernel's output axis (tensor parallelism).
         y = constrain(y, ("batch",) + (None,) * (y.ndim - 2) + ("mlp",))
+        return activation(self.act)(y)
+
+
+class EinsumDense(Layer):
+    """`einsum(equation, x, kernel) + bias`; the kernel's initial fans are EinsumDense's
+    (in over its input-only axes, out over its output axes), read from the same analysis
+    that shaped it."""
+
+    def __init__(self, spec, x, shape, key):
+        self.act = spec.activation
+        self.equation = spec.equation
+        plan = analyze_einsum(spec.equation, spec.bias_axes, x.shape, spec.output_shape)
+        self.create(
+            shape.params,
+            key,
+            {"kernel": spec.kernel_initializer, "bias": spec.bias_initializer},
+            fan_axes={"kernel": (plan.fan_in_axes, plan.fan_out_axes)},
+        )
+
+    def __call__(self, x, *, training=False, rngs=None):
+        y = jnp.einsum(self.equation, x.astype(self.kernel.dtype), self.kernel[...])
+        if self.has("bias"):
+            y = y + self.bias[...]
         return activation(self.act)(y)
 
 
@@ -69,6 +93,10 @@ class Embedding(Layer):
     def __call__(self, x, *, training=False, rngs=None):
         return jnp.take(self.embeddings[...], x.astype(jnp.int32), axis=0)
 
+    def compute_mask(self, x, mask):
+        """`ids != 0` (called only with `mask_zero`, where the spec infers a mask)."""
+        return x != 0
+
 
 class Identity(Layer):
     def __init__(self, spec, x, shape, key):
@@ -76,3 +104,27 @@ class Identity(Layer):
 
     def __call__(self, x, *, training=False, rngs=None):
         return autocast(x)  # even Keras's Identity casts float16 inputs to float32
+
+
+class PositionEmbedding(Layer):
+    def __init__(self, spec, x, shape, key):
+        self.create(shape.params, key, {"embeddings": spec.initializer})
+
+    def __call__(self, x, *, training=False, rngs=None):
+        table = self.embeddings[...][: x.shape[-2]]
+        return jnp.broadcast_to(table, x.shape).astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+class Masking(Layer):
+    """Zeroes the steps whose features all equal `mask_value`; its mask marks the rest."""
+
+    def __init__(self, spec, x, shape, key):
+        self.mask_value = float(spec.mask_value)
+
+    def __call__(self, x, *, training=False, rngs=None):
+        x = autocast(x)
+        keep = self.compute_mask(x, None)[..., None]
+        return jnp.where(keep, x, jnp.zeros_like(x))
+
+    def compute_mask(self, x, mask):
+        return jnp.any(x != self.mask_value, axis=-1)

@@ -1,28 +1,47 @@
-"""Attention layers: MultiHeadAttention."""
+"""Attention layers: MultiHeadAttention, GroupQueryAttention, Attention, AdditiveAttention.
+
+Every one is called with named tensors (`{query: a, value: b[, key: c]}`, a list in that
+order, or one name for self-attention); MultiHeadAttention and GroupQueryAttention also
+take an `attention_mask` tensor. `use_causal_mask` is a Keras call argument, fixed per
+layer here (`call_kwargs`). Keras masks on the inputs (`Embedding(mask_zero: true)`)
+hide the masked query rows and key positions; the output keeps the query's mask.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
 
 from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Named
-from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank
-from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
+from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank, need_rank
+from modelspec.schema.regularizers import KernelPenalties
+from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType, format_shape
 
 
-class MultiHeadAttention(LayerSpec):
+class MultiHeadAttention(LayerSpec, KernelPenalties):
     """Multi-head scaled dot-product attention (Keras `MultiHeadAttention`).
 
     Call arguments come from `inputs`: `{query: a, value: b}` (key defaults to value),
-    `{query: a, value: b, key: c}`, or a list `[query, value(, key)]`; a single name
-    means self-attention."""
+    `{query: a, value: b, key: c, attention_mask: m}`, or a list `[query, value(, key(,
+    attention_mask))]`; a single name means self-attention. `attention_mask` is a
+    tensor (bool, or nonzero = attend) that broadcasts to the scores, e.g. (batch, T, S)."""
 
-    call: ClassVar[Call] = Named(("query", "value", "key"), required=2)
+    call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:MultiHeadAttention"
     call_kwargs: ClassVar[tuple[str, ...]] = ("use_causal_mask",)
     dropout_fields: ClassVar[tuple[str, ...]] = ("dropout",)
+    activity_regularizer_refusal: ClassVar[str | None] = (
+        "Keras's MultiHeadAttention applies activity_regularizer to its query, key, value "
+        "and output projections, not to its output; that is not supported"
+    )
+    masking: ClassVar[str] = "keep"  # the output keeps the query's mask
+    mask_arg: ClassVar[bool] = True  # query_mask / value_mask / key_mask
+    mask_args: ClassVar[tuple[str, ...]] = ("query", "value", "key")
+    clears_input_masks: ClassVar[bool] = True
     type: Literal["MultiHeadAttention"]
     num_heads: PositiveInt
     """Number of attention heads."""
@@ -36,12 +55,43 @@ class MultiHeadAttention(LayerSpec):
     """Whether the projections have biases."""
     output_shape: PositiveInt | None = None
     """Size of the output's last axis; default: the query's last axis."""
+    attention_axes: int | Annotated[list[int], Field(min_length=1)] | None = None
+    """Axes of the query (between batch and features; negative counts from the end of
+    the input shape) that attention runs over, jointly; the other axes are independent
+    batches. Default: every axis between batch and features."""
     use_causal_mask: bool = False
-    """Mask future positions (a Keras call argument, fixed per layer here)."""
+    """Mask future positions (a Keras call argument, fixed per layer here). Over several
+    attention axes (where Keras fails) the positions are taken in row-major order."""
     kernel_initializer: Initializer = "glorot_uniform"
     """Initializer of the projection kernels."""
     bias_initializer: Initializer = "zeros"
     """Initializer of the projection biases."""
+
+    def attention_axes_for(self, rank: int) -> tuple[int, ...]:
+        """`attention_axes` as input axes 1..rank-2, in the order written (the layout of
+        the scores); Keras's normalization: a negative axis counts from the input's end."""
+        if self.attention_axes is None:
+            return tuple(range(1, rank - 1))
+        given = self.attention_axes
+        axes = [given] if isinstance(given, int) else given
+        out = tuple(a + rank if a < 0 else a for a in axes)
+        bad = [a for a, b in zip(axes, out, strict=True) if not 1 <= b <= rank - 2]
+        if bad or len(set(out)) != len(out):
+            problem = f"axis {bad[0]} is not" if bad else "repeated axes are not all"
+            raise ShapeError(
+                f"{problem} between the batch and feature axes of a rank-{rank} query "
+                f"(allowed: 1..{rank - 2} or {1 - rank}..-2, each once)",
+                field="attention_axes",
+                received=f"attention_axes={given}",
+            )
+        return out
+
+    def infer_mask(
+        self, args: dict[str, TensorType], masks: dict[str, TensorType | None]
+    ) -> TensorType | None:
+        """Keras: the query's mask hides query rows, the value's (and key's) mask hides
+        key positions; the output keeps the query's mask."""
+        return query_mask(args, masks)
 
     def infer(self, args: dict[str, TensorType]) -> LayerShape:
         q, v = args["query"], args["value"]
@@ -61,6 +111,20 @@ class MultiHeadAttention(LayerSpec):
                 received=f"key={k}, value={v}",
             )
         h, kd = self.num_heads, self.key_dim
+        axes = self.attention_axes_for(q.rank)
+        others = [i for i in range(1, q.rank - 1) if i not in axes]
+        for i in others:
+            if None not in (q.shape[i], v.shape[i]) and q.shape[i] != v.shape[i]:
+                raise ShapeError(
+                    f"query {q} and value {v} must match on axis {i}, which is not an "
+                    "attention axis",
+                    field="inputs",
+                    received=f"query={q}, value={v}, attention_axes={self.attention_axes}",
+                )
+        if "attention_mask" in args:
+            scores = (q.shape[0], *(q.shape[i] for i in others), h)
+            scores += tuple(q.shape[a] for a in axes) + tuple(v.shape[a] for a in axes)
+            check_attention_mask(args["attention_mask"], scores, len(axes))
         vd = self.value_dim or kd
         dq, dk, dv = known_last(q), known_last(k), known_last(v)
         out = self.output_shape or dq
@@ -73,3 +137,216 @@ class MultiHeadAttention(LayerSpec):
         if self.use_bias:
             params.append(ParamInfo("attention_output/bias", (out,), ("embed",)))
         return LayerShape(TensorType((*q.shape[:-1], out), float_out(q)), tuple(params))
+
+
+def query_mask(
+    args: dict[str, TensorType],
+    masks: dict[str, TensorType | None],
+    used: tuple[str, ...] = ("query", "value", "key"),
+) -> TensorType | None:
+    """The output mask of an attention layer: the query's (Keras's `compute_mask`),
+    after checking that every mask the layer `used` is a (batch, steps) mask of a
+    (batch, steps, features) input, the only layout whose masks Keras applies as
+    query rows and key positions."""
+    for name, mask in masks.items():
+        if name in used and mask is not None and (args[name].rank != 3 or mask.rank != 2):
+            raise ShapeError(
+                f"a mask on `{name}` is supported for (batch, steps, features) inputs "
+                f"with a (batch, steps) mask; `{name}` is {args[name]} with mask {mask}",
+                field="inputs",
+                received=f"{name}={args[name]}",
+            )
+    return masks.get("query")
+
+
+def check_attention_mask(mask: TensorType, scores: tuple, n_axes: int) -> None:
+    """An `attention_mask` must broadcast to the attention scores, laid out as (batch,
+    other axes, heads, query positions, key positions) with `n_axes` attention axes each:
+    Keras inserts unit axes in front of the query positions until the ranks agree, then
+    its Softmax requires every mask axis to be 1 or the scores' size."""
+    expanded = list(mask.shape)
+    if mask.rank < 2 * n_axes or mask.rank > len(scores):
+        raise ShapeError(
+            f"attention_mask {mask} must have {2 * n_axes} to {len(scores)} axes, to "
+            f"broadcast to the attention scores {format_shape(scores)} (batch, ..., heads, "
+            "query positions, key positions)",
+            field="inputs",
+            received=f"attention_mask={mask}",
+        )
+    while len(expanded) < len(scores):
+        expanded.insert(len(expanded) - 2 * n_axes, 1)
+    for m, d in zip(expanded, scores, strict=True):
+        if None not in (m, d) and m not in (1, d):
+            raise ShapeError(
+                f"attention_mask {mask} does not broadcast to the attention scores "
+                f"{format_shape(scores)} (batch, ..., heads, query positions, key positions)",
+                field="inputs",
+                received=f"attention_mask={mask}",
+                hint="Give it the shape (batch, query steps, key steps).",
+            )
+
+
+def _same_sizes(a: TensorType, b: TensorType, what: str, axes: slice) -> None:
+    """`a` and `b` must agree on `axes` wherever both sizes are known."""
+    for x, y in zip(a.shape[axes], b.shape[axes], strict=True):
+        if None not in (x, y) and x != y:
+            raise ShapeError(f"{what}", field="inputs", received=f"{a} and {b}")
+
+
+class _DotAttention(LayerSpec):
+    """Keras's `Attention` family: no projections; scores from query and key, softmax
+    over the key positions, the value's rows averaged by them."""
+
+    call: ClassVar[Call] = Named(("query", "value", "key"), required=2, keras_list=True)
+    call_kwargs: ClassVar[tuple[str, ...]] = ("use_causal_mask",)
+    dropout_fields: ClassVar[tuple[str, ...]] = ("dropout",)
+    masking: ClassVar[str] = "keep"  # the output keeps the query's mask
+    mask_arg: ClassVar[bool] = True  # Keras: `mask=[query_mask, value_mask(, key_mask)]`
+    mask_args: ClassVar[tuple[str, ...]] = ("query", "value", "key")
+    dropout: UnitInterval = 0.0
+    """Dropout on the attention weights (training only)."""
+    use_causal_mask: bool = False
+    """Query position i attends only to key positions j <= i (a Keras call argument,
+    fixed per layer here)."""
+
+    def _check(self, args: dict[str, TensorType]) -> tuple[TensorType, TensorType, int]:
+        """(query, value, feature size) after Keras's shape rules: (batch, ..., T, dim)
+        inputs of one rank; key and value share their positions; query and key their
+        features."""
+        q, v = args["query"], args["value"]
+        k = args.get("key", v)
+        for name, t in (("query", q), ("value", v), ("key", k)):
+            need_min_rank(t, 3, f" for `{name}` (batch, steps, features)")
+        if not q.rank == v.rank == k.rank:
+            raise ShapeError(
+                "query, value and key must have the same rank",
+                field="inputs",
+                received=f"query={q}, value={v}, key={k}",
+            )
+        _same_sizes(q, k, f"query {q} and key {k} must have the same feature size", slice(-1, None))
+        _same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
+        _same_sizes(q, k, f"query {q} and key {k} must match before the steps", slice(1, -2))
+        return q, v, known_last(q)
+
+    def infer_mask(
+        self, args: dict[str, TensorType], masks: dict[str, TensorType | None]
+    ) -> TensorType | None:
+        """Keras: the value's mask hides key positions (scores - 1e9), the query's zeroes
+        the output rows it masks, and the output keeps the query's mask; a mask on
+        `key` is ignored, as Keras ignores `mask[2]`."""
+        return query_mask(args, masks, used=("query", "value"))
+
+
+class Attention(_DotAttention):
+    """Dot-product (Luong-style) attention without projections (Keras `Attention`):
+    `softmax(query @ key^T) @ value`; the output has the query's steps and the value's
+    features."""
+
+    nnx: ClassVar[str] = "modelspec.compiler.layers.attention:Attention"
+    type: Literal["Attention"]
+    use_scale: bool = False
+    """Learn a scalar that multiplies the scores (initially 1)."""
+    score_mode: Literal["dot", "concat"] = "dot"
+    """`dot`: query·key; `concat`: sum(tanh(query + key)) times a learned scalar."""
+
+    def infer(self, args: dict[str, TensorType]) -> LayerShape:
+        q, v, _ = self._check(args)
+        params = []
+        if self.use_scale:
+            params.append(ParamInfo("scale", (), ()))
+        if self.score_mode == "concat":
+            params.append(ParamInfo("concat_score_weight", (), ()))
+        out = TensorType((*q.shape[:-1], v.shape[-1]), float_out(q))
+        return LayerShape(out, tuple(params))
+
+
+class AdditiveAttention(_DotAttention):
+    """Additive (Bahdanau-style) attention without projections (Keras
+    `AdditiveAttention`): scores `sum(scale * tanh(query + key))` over the features."""
+
+    nnx: ClassVar[str] = "modelspec.compiler.layers.attention:AdditiveAttention"
+    type: Literal["AdditiveAttention"]
+    use_scale: bool = True
+    """Learn a per-feature scale of the scores (glorot_uniform initialized)."""
+
+    def infer(self, args: dict[str, TensorType]) -> LayerShape:
+        q, v, dim = self._check(args)
+        params = (ParamInfo("scale", (dim,), (None,)),) if self.use_scale else ()
+        return LayerShape(TensorType((*q.shape[:-1], v.shape[-1]), float_out(q)), params)
+
+
+class GroupQueryAttention(LayerSpec, KernelPenalties):
+    """Grouped-query attention (Keras `GroupQueryAttention`): `num_query_heads` query
+    heads share `num_key_value_heads` key/value heads (1: multi-query attention; equal:
+    multi-head attention). Inputs are (batch, steps, features); the output has the
+    query's shape. Call arguments as MultiHeadAttention's, `attention_mask` included."""
+
+    call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
+    nnx: ClassVar[str] = "modelspec.compiler.layers.attention:GroupQueryAttention"
+    activity_regularizer_refusal: ClassVar[str | None] = (
+        "Keras's GroupQueryAttention applies activity_regularizer to its output and again "
+        "to its query, key, value and output projections; that is not supported"
+    )
+    call_kwargs: ClassVar[tuple[str, ...]] = ("use_causal_mask",)
+    dropout_fields: ClassVar[tuple[str, ...]] = ("dropout",)
+    masking: ClassVar[str] = "keep"  # the output keeps the query's mask
+    mask_arg: ClassVar[bool] = True  # query_mask / value_mask / key_mask
+    mask_args: ClassVar[tuple[str, ...]] = ("query", "value", "key")
+    type: Literal["GroupQueryAttention"]
+    head_dim: PositiveInt
+    """Size of each attention head."""
+    num_query_heads: PositiveInt
+    """Number of query heads."""
+    num_key_value_heads: PositiveInt
+    """Number of key/value heads; must divide num_query_heads."""
+    dropout: UnitInterval = 0.0
+    """Dropout on the attention probabilities (training only)."""
+    use_bias: bool = True
+    """Whether the projections have biases."""
+    use_causal_mask: bool = False
+    """Mask future positions (a Keras call argument, fixed per layer here)."""
+    kernel_initializer: Initializer = "glorot_uniform"
+    """Initializer of the projection kernels."""
+    bias_initializer: Initializer = "zeros"
+    """Initializer of the projection biases."""
+
+    def infer_mask(
+        self, args: dict[str, TensorType], masks: dict[str, TensorType | None]
+    ) -> TensorType | None:
+        """Keras: the query's mask hides query rows, the value's and key's hide key
+        positions (and-ed with `attention_mask`); the output keeps the query's mask.
+        Unlike MultiHeadAttention, the inputs keep their masks."""
+        return query_mask(args, masks)
+
+    def infer(self, args: dict[str, TensorType]) -> LayerShape:
+        q, v = args["query"], args["value"]
+        k = args.get("key", v)
+        for t in (q, v, k):
+            need_rank(t, 3, "(batch, steps, features)")
+        if self.num_query_heads % self.num_key_value_heads:
+            raise ShapeError(
+                f"num_query_heads ({self.num_query_heads}) must be divisible by "
+                "num_key_value_heads",
+                field="num_key_value_heads",
+                received=f"num_key_value_heads={self.num_key_value_heads}",
+            )
+        _same_sizes(q, v, f"query {q} and value {v} must have the same features", slice(-1, None))
+        _same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
+        u, g, hd = self.num_query_heads, self.num_key_value_heads, self.head_dim
+        if "attention_mask" in args:
+            check_attention_mask(args["attention_mask"], (q.shape[0], u, q.shape[1], v.shape[1]), 1)
+        dq, dk, dv = known_last(q), known_last(k), known_last(v)
+        params: list[ParamInfo] = []
+        # Key/value heads stay whole on every device (few of them, shared by the groups).
+        for name, dim, heads, axis in (
+            ("query", dq, u, "heads"),
+            ("key", dk, g, None),
+            ("value", dv, g, None),
+        ):
+            params.append(ParamInfo(f"{name}/kernel", (dim, heads, hd), ("embed", axis, "kv")))
+            if self.use_bias:
+                params.append(ParamInfo(f"{name}/bias", (heads, hd), (axis, "kv")))
+        params.append(ParamInfo("attention_output/kernel", (u, hd, dq), ("heads", "kv", "embed")))
+        if self.use_bias:
+            params.append(ParamInfo("attention_output/bias", (dq,), ("embed",)))
+        return LayerShape(TensorType(q.shape, float_out(q)), tuple(params))

@@ -1,4 +1,6 @@
-"""Recurrent layers: LSTM and GRU, numerically equal to Keras 3's generic (CPU) path.
+"""Recurrent layers: LSTM, GRU, SimpleRNN, ConvLSTM1D/2D/3D (the LSTM step with the
+convolutions of `conv_rnn_cells.py`), numerically equal to Keras 3's generic (CPU)
+path, and the wrappers Bidirectional and TimeDistributed (helpers in `rnn_wrap.py`).
 
 Why not `nnx.RNN`: it draws from an RNG stream in `__call__` to build its initial carry,
 which breaks inside `jax.jit` over merged state. Here the zero carry is built by hand and
@@ -11,6 +13,8 @@ Keras semantics reproduced here (keras/src/layers/rnn/{lstm,gru,rnn}.py):
 - `go_backwards` reverses the input; the returned sequence stays in processing order
   (Keras flips the `scan(reverse=True)` outputs back), and the last output is the state
   after the whole reversed pass;
+- `return_state` returns (output, *final states): h, c for LSTM, h for GRU/SimpleRNN;
+- every layer type runs its time loop through the one scan in `_Recurrent.__call__`;
 - dropout: ONE mask per sequence (DropoutRNNCell caches it across timesteps). With
   `recurrent_dropout > 0` Keras switches the cell to `implementation=1`, which draws one
   independent mask per gate for the inputs and for the state; otherwise a single input
@@ -24,7 +28,12 @@ import jax.numpy as jnp
 
 from modelspec.compiler.layers.activations import activation
 from modelspec.compiler.layers.base import Layer
+from modelspec.compiler.layers.conv_rnn_cells import ConvCell
 from modelspec.compiler.layers.initializers import initialize
+from modelspec.compiler.layers.rnn_wrap import build_nested, merge, nested
+from modelspec.schema.layers.conv_shapes import window
+from modelspec.schema.layers.nesting import nested_name, weight_prefix
+from modelspec.schema.tensors import TensorType
 
 
 def _masks(rngs, rate: float, count: int, shape: tuple[int, ...], dtype) -> jax.Array | None:
@@ -36,6 +45,21 @@ def _masks(rngs, rate: float, count: int, shape: tuple[int, ...], dtype) -> jax.
     return keep.astype(dtype) / jnp.asarray(1.0 - rate, dtype)
 
 
+def _skip_masked(carry, new, h, m_t, zero_output: bool):
+    """Keras's masked time step (backend/jax/rnn.py): where `m_t` is False the state
+    stays as it was and the output repeats the previous one (the state's first part,
+    the hidden state) — or is zero when `zero_output` (Bidirectional's sequences)."""
+    prev = carry[0] if isinstance(carry, tuple) else carry
+    h = jnp.where(_per_sample(m_t, h), h, jnp.zeros_like(h) if zero_output else prev)
+    return jax.tree.map(lambda old, n: jnp.where(_per_sample(m_t, n), n, old), carry, new), h
+
+
+def _per_sample(m: jax.Array, like: jax.Array) -> jax.Array:
+    """A (batch, 1) step mask shaped to broadcast against `like` (batch, ...): a
+    ConvLSTM's state has spatial axes too."""
+    return m.reshape(m.shape[0], *(1,) * (like.ndim - 1))
+
+
 class _Recurrent(Layer):
     """Shared machinery: variables, masks, input projection, scan and output selection.
     Subclasses set GATES and implement `_step(carry, xz_t, rk, rbias, rmask) -> (carry, h)`
@@ -43,15 +67,19 @@ class _Recurrent(Layer):
     `_zero_carry(batch, dtype)`."""
 
     GATES = 0
+    zero_output_for_mask = False
+    """Masked steps output zeros instead of repeating the last output; Keras's
+    Bidirectional sets it on its layers when they return sequences."""
 
     def __init__(self, spec, x, shape, key):
         self.units = spec.units
         self.act = spec.activation
-        self.rec_act = spec.recurrent_activation
+        self.rec_act = getattr(spec, "recurrent_activation", None)  # SimpleRNN: none
         self.use_bias = spec.use_bias
         self.dropout = float(spec.dropout)
         self.recurrent_dropout = float(spec.recurrent_dropout)
         self.return_sequences = spec.return_sequences
+        self.return_state = spec.return_state
         self.go_backwards = spec.go_backwards
         self.unroll = spec.unroll
         init_key, bias_key = jax.random.split(key)
@@ -74,6 +102,20 @@ class _Recurrent(Layer):
         if not self.has("bias"):
             return None, None
         return self.bias[...], None
+
+    def _dropout_masks(self, x, rngs, dtype):
+        """(input masks, recurrent masks) of a training call, each (count, batch, ...)
+        or None."""
+        batch = x.shape[0]
+        per_gate = self.recurrent_dropout > 0.0
+        count = self.GATES if per_gate else 1
+        imask = _masks(rngs, self.dropout, count, (batch, x.shape[-1]), dtype)
+        rmask = _masks(rngs, self.recurrent_dropout, self.GATES, (batch, self.units), dtype)
+        return imask, rmask
+
+    def _project(self, x_t, kernel):
+        """One timestep's input projection, before the bias: (B, d) -> (B, G*u)."""
+        return jnp.matmul(x_t, kernel)
 
     def _input_projection(self, x, masks):
         """(B, T, d) -> (B, T, G*u): x @ kernel (+ input bias), with input dropout."""
@@ -102,17 +144,13 @@ class _Recurrent(Layer):
         parts = [jnp.matmul(h * rmask[g], rk[:, g * u : (g + 1) * u]) for g in range(lo, hi)]
         return jnp.concatenate(parts, axis=-1)
 
-    def __call__(self, x, *, training=False, rngs=None):
-        dtype = jnp.promote_types(x.dtype, jnp.float32)
+    def __call__(self, x, *, training=False, rngs=None, mask=None):
+        dtype = jnp.promote_types(x.dtype, self.kernel.dtype)  # mixed policy: bf16
         x = x.astype(dtype)
         batch = x.shape[0]
         imask = rmask = None
         if training:
-            per_gate = self.recurrent_dropout > 0.0
-            imask = _masks(
-                rngs, self.dropout, self.GATES if per_gate else 1, (batch, x.shape[-1]), dtype
-            )
-            rmask = _masks(rngs, self.recurrent_dropout, self.GATES, (batch, self.units), dtype)
+            imask, rmask = self._dropout_masks(x, rngs, dtype)
         # Variables are read once, outside the scan body: the body only sees arrays.
         rk, (ibias, rbias) = self.recurrent_kernel[...], self._bias_parts()
         kernel = self.kernel[...]
@@ -122,7 +160,7 @@ class _Recurrent(Layer):
             xs = jnp.swapaxes(x, 0, 1)
 
             def project(x_t):
-                z = jnp.matmul(x_t, kernel)
+                z = self._project(x_t, kernel)
                 return z if ibias is None else z + ibias
         else:
             xs = jnp.swapaxes(self._input_projection(x, imask), 0, 1)
@@ -130,21 +168,34 @@ class _Recurrent(Layer):
             def project(xz_t):
                 return xz_t
 
+        # Keras mask (batch, steps) -> (steps, batch, 1), in processing order.
+        ms = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]
         if self.go_backwards:
             xs = jnp.flip(xs, axis=0)
+            ms = None if ms is None else jnp.flip(ms, axis=0)
+        # Keras's unrolled loop ignores zero_output_for_mask (it repeats the last output).
+        zero_masked = self.zero_output_for_mask and not self.unroll
 
-        def step(carry, x_t):
-            carry, h = self._step(carry, project(x_t), rk, rbias, rmask)
+        def step(carry, inputs):
+            x_t, m_t = inputs
+            new, h = self._step(carry, project(x_t), rk, rbias, rmask)
+            if m_t is not None:
+                new, h = _skip_masked(carry, new, h, m_t, zero_masked)
             # Only emit per-step outputs when they are returned: otherwise the scan
             # would write (and the backward pass re-read) the whole sequence for nothing.
-            return carry, (h if self.return_sequences else None)
+            return new, (h if self.return_sequences else None)
 
         carry, outputs = jax.lax.scan(
-            step, self._zero_carry(batch, dtype), xs, unroll=True if self.unroll else 1
+            step, self._zero_carry(batch, dtype), (xs, ms), unroll=True if self.unroll else 1
         )
+        states = carry if isinstance(carry, tuple) else (carry,)  # Keras's order: h (, c)
         if self.return_sequences:
-            return jnp.swapaxes(outputs, 0, 1)
-        return carry[0] if isinstance(carry, tuple) else carry
+            output = jnp.swapaxes(outputs, 0, 1)
+        elif zero_masked and ms is not None:
+            output = jnp.where(_per_sample(ms[-1], states[0]), states[0], 0.0)
+        else:
+            output = states[0]
+        return (output, *states) if self.return_state else output
 
 
 class LSTM(_Recurrent):
@@ -226,3 +277,107 @@ class GRU(_Recurrent):
         hh = activation(self.act)(x_h + recurrent_h)
         h = z * h + (1 - z) * hh
         return h, h
+
+
+class SimpleRNN(_Recurrent):
+    """Keras SimpleRNN: h = act(x @ kernel + bias + h @ recurrent_kernel)."""
+
+    GATES = 1
+
+    def _zero_carry(self, batch, dtype):
+        return jnp.zeros((batch, self.units), dtype)
+
+    def _step(self, h, xz_t, rk, rbias, rmask):
+        h = activation(self.act)(xz_t + self._recurrent(h, rk, rmask, 0, 1))
+        return h, h
+
+
+class ConvLSTM(LSTM):
+    """Keras ConvLSTM1D/2D/3D: the LSTM step (gates i, f, c, o, `unit_forget_bias`) with
+    convolutions for both projections (`conv_rnn_cells.py`) and a state of shape
+    (batch, *output spatial, filters). Keras's ConvLSTMCell always draws four dropout
+    masks (one per gate) of the whole step input (or state), not one per channel."""
+
+    def __init__(self, spec, x, shape, key):
+        n = spec.rank
+        _, strides, dilation = window(spec, n)
+        self.conv = ConvCell(n, spec.filters, strides, spec.padding, dilation)
+        self.state_shape = spec.state_type(x).shape[1:]
+        super().__init__(spec, x, shape, key)
+
+    def _zero_carry(self, batch, dtype):
+        zeros = jnp.zeros((batch, *self.state_shape), dtype)
+        return zeros, zeros
+
+    def _dropout_masks(self, x, rngs, dtype):
+        batch = x.shape[0]
+        imask = _masks(rngs, self.dropout, self.GATES, (batch, *x.shape[2:]), dtype)
+        rshape = (batch, *self.state_shape)
+        return imask, _masks(rngs, self.recurrent_dropout, self.GATES, rshape, dtype)
+
+    def _project(self, x_t, kernel):
+        return self.conv.input_step(x_t, kernel)
+
+    def _input_projection(self, x, masks):
+        y = self.conv.input_sequence(x, self.kernel[...], masks)
+        bias, _ = self._bias_parts()
+        return y if bias is None else y + bias
+
+    def _recurrent(self, h, rk, rmask, lo: int, hi: int):
+        return self.conv.recurrent(h, rk, rmask, lo, hi)
+
+
+class Bidirectional(Layer):
+    """Keras Bidirectional: the forward layer and the backward one (go_backwards) on the
+    same input; a returned backward sequence is flipped back to time order before the
+    merge; with return_state: (merged output(s), forward states, backward states)."""
+
+    def __init__(self, spec, x, shape, key):
+        forward, backward = spec.layer, spec.backward_spec
+        fname, bname = spec.wrapped_names()
+        self.paths = (weight_prefix(forward, fname), weight_prefix(backward, bname))
+        self.merge_mode = spec.merge_mode
+        self.return_sequences = forward.return_sequences
+        self.return_state = forward.return_state
+        fkey, bkey = jax.random.split(key)
+        for sub, prefix, k in zip((forward, backward), self.paths, (fkey, bkey), strict=True):
+            build_nested(self, sub, x, shape, prefix, k)
+            # Keras forces zero outputs at masked steps of returned sequences.
+            nested(self, prefix).zero_output_for_mask = sub.return_sequences
+
+    def __call__(self, x, *, training=False, rngs=None, mask=None):
+        kw = {"training": training, "rngs": rngs} | ({} if mask is None else {"mask": mask})
+        y, y_rev = (nested(self, p)(x, **kw) for p in self.paths)
+        states = ()
+        if self.return_state:
+            states = (*y[1:], *y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        if self.return_sequences:
+            y_rev = jnp.flip(y_rev, axis=1)
+        out = (*merge(self.merge_mode, y, y_rev), *states)
+        return out if len(out) > 1 else out[0]
+
+    def compute_mask(self, inputs, masks):
+        """Keras: with `merge_mode: null` both outputs keep the input's mask."""
+        return (masks, masks) if self.merge_mode is None else masks
+
+
+class TimeDistributed(Layer):
+    """Keras TimeDistributed: the nested layer on (batch * timesteps, ...) — every
+    timestep of every sample independently, with one set of weights — reshaped back to
+    (batch, timesteps, ...)."""
+
+    def __init__(self, spec, x, shape, key):
+        inner = spec.layer
+        self.path = weight_prefix(inner, nested_name(inner))
+        child = TensorType((x.shape[0], *x.shape[2:]), x.dtype)
+        build_nested(self, inner, child, shape, self.path, key)
+        self.inner_takes_mask = type(inner).mask_arg  # Keras: `_call_has_mask_arg`
+
+    def __call__(self, x, *, training=False, rngs=None, mask=None):
+        batch, steps = x.shape[:2]
+        kw = {"training": training, "rngs": rngs}
+        if mask is not None and self.inner_takes_mask:  # each timestep's slice of it
+            kw["mask"] = mask.reshape(batch * steps, *mask.shape[2:])
+        y = nested(self, self.path)(x.reshape(batch * steps, *x.shape[2:]), **kw)
+        return y.reshape(batch, steps, *y.shape[1:])

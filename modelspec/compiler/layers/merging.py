@@ -32,6 +32,11 @@ class _Merge(Layer):
     def _cast(self, xs):
         return [x.astype(self.dtype) for x in xs]
 
+    def compute_mask(self, xs, masks):
+        """Keras's merge rule: the masks or-ed (the spec infers a mask only when every
+        input has one)."""
+        return functools.reduce(jnp.logical_or, masks)
+
 
 class Add(_Merge):
     def __call__(self, xs, *, training=False, rngs=None):
@@ -57,6 +62,18 @@ class Concatenate(_Merge):
 
     def __call__(self, xs, *, training=False, rngs=None):
         return jnp.concatenate(self._cast(xs), axis=self.axis)
+
+    def compute_mask(self, xs, masks):
+        """Keras's rule: masks widened to their inputs' shapes (all True for an unmasked
+        input), concatenated along `axis`, any() over the last axis."""
+        wide = []
+        for x, m in zip(xs, masks, strict=True):
+            if m is None:
+                m = jnp.ones(x.shape, bool)
+            elif m.ndim < x.ndim:
+                m = jnp.broadcast_to(m[..., None], x.shape)
+            wide.append(m)
+        return jnp.any(jnp.concatenate(wide, axis=self.axis), axis=-1)
 
 
 def _l2_normalize(x: jax.Array, axis: int) -> jax.Array:

@@ -132,6 +132,15 @@ class GlobalMaxPooling3D(_GlobalMax):
 class GlobalAveragePooling1D(_GlobalAverage):
     rank = 1
 
+    def __call__(self, x, *, training=False, rngs=None, mask=None):
+        if mask is None:
+            return super().__call__(x)
+        # Keras: zero the masked steps, then divide by the number of unmasked ones.
+        x = as_float(x)
+        keep = mask.astype(bool)[:, :, None]
+        total = jnp.sum(jnp.where(keep, x, 0), axis=1, keepdims=self.keepdims)
+        return total / jnp.sum(keep.astype(x.dtype), axis=1, keepdims=self.keepdims)
+
 
 class GlobalAveragePooling2D(_GlobalAverage):
     rank = 2

@@ -19,6 +19,7 @@ from modelspec.schema.base import PositiveInt
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.shape_math import float_out
+from modelspec.schema.regularizers import AlphaPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.activations:"
@@ -49,6 +50,7 @@ class ReLU(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "ReLU"
+    masking: ClassVar[str] = "keep"
     type: Literal["ReLU"]
     max_value: NonNegativeFloat | None = None
     """Largest output value (>= 0); null for no limit."""
@@ -79,6 +81,7 @@ class LeakyReLU(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "LeakyReLU"
+    masking: ClassVar[str] = "keep"
     type: Literal["LeakyReLU"]
     negative_slope: NonNegativeFloat = 0.3
     """Slope (>= 0) for negative inputs. Keras 3's default here is 0.3, while the
@@ -88,16 +91,16 @@ class LeakyReLU(LayerSpec):
         return LayerShape(TensorType(x.shape, float_out(x)))
 
 
-class PReLU(LayerSpec):
+class PReLU(LayerSpec, AlphaPenalties):
     """Parametric ReLU: x for x >= 0, alpha * x otherwise, with a learned `alpha` per
     element of the input (batch axis excepted), or shared along `shared_axes`.
 
     Every axis of the input that is not shared must have a known size, since `alpha` is
-    shaped by it. Keras's `alpha_regularizer` and `alpha_constraint` are not supported
-    yet: weight regularizers and constraints come later for every layer.
+    shaped by it.
     """
 
     nnx: ClassVar[str] = _NNX + "PReLU"
+    masking: ClassVar[str] = "keep"
     type: Literal["PReLU"]
     alpha_initializer: Initializer = "zeros"
     """Initializer of `alpha` (Keras default: zeros, so training starts from a plain
@@ -147,6 +150,7 @@ class ELU(LayerSpec):
     """Exponential linear unit: x for x > 0, alpha * (exp(x) - 1) otherwise."""
 
     nnx: ClassVar[str] = _NNX + "ELU"
+    masking: ClassVar[str] = "keep"
     type: Literal["ELU"]
     alpha: float = 1.0
     """Scale of the negative part (Keras accepts any value)."""
@@ -159,7 +163,8 @@ class Softmax(LayerSpec):
     """Softmax along `axis`: exp(x) / sum(exp(x)), normalized over one axis or jointly
     over several.
 
-    Keras's call-time `mask` argument is not supported yet (masking comes later). Unlike
+    A Keras mask on its input (from Embedding/Masking) is refused, as Keras does for a
+    (batch, steps) mask on (batch, steps, features) values. Unlike
     Keras, the batch axis 0 cannot be chosen: a softmax across the batch would make each
     example's output depend on the rest of its batch.
     """
@@ -174,6 +179,21 @@ class Softmax(LayerSpec):
         _refuse_bool("Softmax", x, "Keras subtracts the maximum from it")
         self.axes(x.rank)
         return LayerShape(TensorType(x.shape, float_out(x)))
+
+    def infer_mask(self, x: TensorType, mask: TensorType | None) -> TensorType | None:
+        """Keras's Softmax takes the input's Keras mask as a mask over its *values*; a
+        (batch, steps) mask on (batch, steps, features) does not broadcast, and Keras
+        fails there. Refused the same way, at the layer."""
+        if mask is not None:
+            raise ShapeError(
+                f"Softmax would apply the input's Keras mask {mask} to its values {x}, "
+                "which Keras refuses",
+                field="inputs",
+                received=f"mask={mask}",
+                hint="Put the Softmax where its input carries no mask (e.g. use "
+                "`activation: softmax` on the Dense layer before it).",
+            )
+        return None
 
     def axes(self, rank: int) -> tuple[int, ...]:
         """The chosen axes as non-negative numbers, in the order given; a ShapeError on

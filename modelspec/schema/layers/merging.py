@@ -56,9 +56,15 @@ class _ElementWise(LayerSpec):
     Subtract): a list of inputs whose shapes broadcast together."""
 
     call: ClassVar[Call] = Merge()
+    masking: ClassVar[str] = "keep"
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
         return broadcast(self.type, xs)
+
+    def infer_mask(self, xs: list[TensorType], masks: list[TensorType | None]) -> TensorType | None:
+        """Keras's merge rule: the inputs' masks or-ed together, and no mask at all as
+        soon as one input is unmasked."""
+        return None if any(m is None for m in masks) else masks[0]
 
 
 class Add(_ElementWise):
@@ -112,6 +118,23 @@ class Concatenate(LayerSpec):
                     field="inputs",
                 )
         return LayerShape(TensorType(tuple(out), result_dtype(xs)))
+
+    masking: ClassVar[str] = "keep"
+
+    def infer_mask(self, xs: list[TensorType], masks: list[TensorType | None]) -> TensorType | None:
+        """Keras's rule: each mask widened to its input's shape (all True where an input
+        is unmasked), concatenated along `axis`, then any() over the last axis."""
+        if all(m is None for m in masks):
+            return None
+        for x, m in zip(xs, masks, strict=True):
+            if m is not None and m.rank not in (x.rank - 1, x.rank):
+                raise ShapeError(
+                    f"Concatenate cannot merge the mask {m} of an input {x}",
+                    field="inputs",
+                    received=f"mask={m}",
+                )
+        out = self.infer(xs).output
+        return TensorType(out.shape[:-1], "bool")
 
 
 class Dot(LayerSpec):

@@ -211,7 +211,19 @@ class GlobalAveragePooling1D(_GlobalPool):
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling1D"
     rank: ClassVar[int] = 1
+    mask_arg: ClassVar[bool] = True
     type: Literal["GlobalAveragePooling1D"]
+
+    def infer_mask(self, x: TensorType, mask: TensorType | None) -> TensorType | None:
+        """Keras: with a (batch, steps) mask the mean covers the unmasked steps only
+        (a fully masked row divides by zero, as in Keras); the output has no mask."""
+        if mask is not None and mask.shape[1:] != x.shape[1:2]:
+            raise ShapeError(
+                f"the input's mask {mask} does not match its steps {x}",
+                field="inputs",
+                received=f"mask={mask}",
+            )
+        return None
 
 
 class GlobalAveragePooling2D(_GlobalPool):

@@ -124,7 +124,7 @@ def test_unroll_needs_known_timesteps(tmp_path):
             "{type: Bidirectional, layer: {type: Dense, units: 3}}",
             "bad.yaml:7:43: model.layers[0].layer.type: Bidirectional 'bidirectional' "
             "(input 'x' (None, 6, 4)): Bidirectional wraps a recurrent layer (LSTM, GRU, "
-            "SimpleRNN). Received: layer.type=Dense.",
+            "SimpleRNN, ConvLSTM1D/2D/3D). Received: layer.type=Dense.",
         ),
         (
             "{type: Bidirectional, layer: {type: LSTM, units: 3, go_backwards: true}}",

@@ -194,11 +194,10 @@ def _rnn_or_refuse(layer: LayerSpec, field: str) -> _RNN | ConvLSTMBase:
     """The nested layer of a Bidirectional, which Keras requires to be an RNN."""
     if not isinstance(layer, _RECURRENT):
         raise ShapeError(
-            "Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN)",
+            "Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM1D/2D/3D)",
             field=f"{field}.type",
             received=f"{field}.type={layer.type}",
-            hint="Wrap an LSTM, GRU or SimpleRNN (TimeDistributed applies other layers "
-            "to every timestep).",
+            hint="Wrap a recurrent layer (TimeDistributed applies other layers to every timestep).",
         )
     check_nested(layer, field)
     return layer

@@ -13,16 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
 from keras import layers, ops
 
 from modelspec import load, summary
-from modelspec.compiler.model import CompiledModel, apply, flat, split
+from modelspec.compiler.model import CompiledModel, flat, split
 from tests.conftest import ROOT
+from tests.spec_forward import forward, random_inputs
 
 PORTS: dict[str, Callable[[], tuple[keras.Model, dict[str, keras.layers.Layer]]]] = {}
 """spec file stem -> builder returning (the Keras model, spec layer name -> Keras layer)."""
@@ -51,6 +50,13 @@ def with_weights(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return {layer.name.replace("__", "/"): layer for layer in model.layers if layer.weights}
 
 
+def functional(inputs, outputs) -> tuple[keras.Model, dict[str, keras.layers.Layer]]:
+    """A builder's result: the functional Keras model from `inputs` to `outputs` and
+    every layer of it that owns weights, keyed by its spec name."""
+    model = keras.Model(inputs, outputs)
+    return model, with_weights(model)
+
+
 @port("mnist_convnet")
 def mnist_convnet():
     inputs = keras.Input(shape=(28, 28, 1))
@@ -61,8 +67,7 @@ def mnist_convnet():
     x = layers.Flatten()(x)
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(10, activation="softmax", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("timeseries_classification_from_scratch")
@@ -75,8 +80,7 @@ def timeseries_fcn():
         x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling1D()(x)
     outputs = layers.Dense(2, activation="softmax", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("timeseries_classification_transformer")
@@ -103,8 +107,7 @@ def timeseries_transformer():
     x = layers.Dense(128, activation="relu", name="mlp")(x)
     x = layers.Dropout(0.4)(x)
     outputs = layers.Dense(2, activation="softmax", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("text_classification_from_scratch")
@@ -118,8 +121,7 @@ def imdb_conv1d():
     x = layers.Dense(128, activation="relu", name="hidden")(x)
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="predictions")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("timeseries_weather_forecasting")
@@ -127,8 +129,7 @@ def weather():
     inputs = keras.Input(shape=(120, 7))
     lstm_out = layers.LSTM(32, name="lstm")(inputs)
     outputs = layers.Dense(1, name="temperature")(lstm_out)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("functional_api_ticket_classifier")
@@ -143,10 +144,7 @@ def tickets():
     x = layers.concatenate([title_features, body_features, tags_input])
     priority_pred = layers.Dense(1, name="priority")(x)
     department_pred = layers.Dense(4, name="department")(x)
-    model = keras.Model(
-        inputs=[title_input, body_input, tags_input], outputs=[priority_pred, department_pred]
-    )
-    return model, with_weights(model)
+    return functional([title_input, body_input, tags_input], [priority_pred, department_pred])
 
 
 HEART_NUMERIC = ["age", "trestbps", "chol", "thalach", "oldpeak", "slope"]
@@ -234,8 +232,7 @@ def imdb_bilstm():
     x = layers.Bidirectional(layers.LSTM(64, return_sequences=True), name="bilstm_1")(x)
     x = layers.Bidirectional(layers.LSTM(64), name="bilstm_2")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("convolutional_autoencoder")
@@ -254,8 +251,7 @@ def conv_autoencoder():
     outputs = layers.Conv2D(1, (3, 3), activation="sigmoid", padding="same", name="reconstruction")(
         x
     )
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("oxford_pets_segmentation", ("model.inputs.image.shape=[64, 64, 3]",))
@@ -291,8 +287,7 @@ def oxford_pets_unet():
         residual = layers.Conv2D(filters, 1, padding="same", name=p + "residual")(residual)
         x = previous = layers.add([x, residual])
     outputs = layers.Conv2D(3, 3, activation="softmax", padding="same", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("image_classification_from_scratch", ("model.inputs.image.shape=[48, 48, 3]",))
@@ -326,8 +321,7 @@ def cats_vs_dogs_xception():
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(1, activation="sigmoid", name="classifier")(x)
-    model = keras.Model(inputs, outputs)
-    return model, with_weights(model)
+    return functional(inputs, outputs)
 
 
 @port("timeseries_anomaly_detection")
@@ -349,17 +343,6 @@ def timeseries_anomaly():
         ]
     )
     return model, with_weights(model)
-
-
-def _inputs(spec, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    out = {}
-    for name, inp in spec.model.inputs.items():
-        shape = (batch, *inp.shape)
-        if inp.dtype.startswith("int"):
-            out[name] = rng.integers(0, 60, shape).astype(inp.dtype)
-        else:
-            out[name] = rng.normal(size=shape).astype(inp.dtype)
-    return out
 
 
 def _unnumbered(path: str) -> str:
@@ -399,16 +382,8 @@ def test_port_matches_the_keras_example(stem):
 
     state = split(CompiledModel(spec))
     _copy(state, pairs)
-    x = _inputs(spec, batch=2, rng=np.random.default_rng(0))
-    ours, _, _ = jax.jit(apply, static_argnames="training")(
-        state.graphdef,
-        state.params,
-        state.batch_stats,
-        state.rng,
-        state.frozen,
-        {k: jnp.asarray(v) for k, v in x.items()},
-        training=False,
-    )
+    x = random_inputs(spec, batch=2, rng=np.random.default_rng(0), int_high=60)
+    ours = forward(state, x, training=False)
     names = [t.name for t in model.inputs]
     feed = x if sorted(names) == sorted(x) else [x[n] for n in spec.model.inputs]
     feed = feed[0] if isinstance(feed, list) and len(feed) == 1 else feed

@@ -11,40 +11,17 @@ from typer.testing import CliRunner
 
 from modelspec import load, summary
 from modelspec.cli import app
-from modelspec.compiler.model import CompiledModel, apply, split, variables
+from modelspec.compiler.model import CompiledModel, split, variables
 from tests.conftest import ROOT
 from tests.keras_twin import copy_weights, keras_twin
+from tests.spec_forward import forward, random_inputs
 
 SPECS = sorted(ROOT.glob("specs/*.yaml"))
 
 
-_jitted_apply = jax.jit(apply, static_argnames="training")
-
-
-def forward(state, x, *, training):
-    """The jitted forward pass of the split model on the numpy inputs `x`: its outputs."""
-    outputs, _, _ = _jitted_apply(
-        state.graphdef,
-        state.params,
-        state.batch_stats,
-        state.rng,
-        state.frozen,
-        {k: jnp.asarray(v) for k, v in x.items()},
-        training=training,
-    )
-    return outputs
-
-
 def inputs_for(spec, batch=2, seed=0):
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, inp in spec.model.inputs.items():
-        shape = (batch, *inp.shape)
-        if inp.dtype.startswith("int"):
-            out[name] = rng.integers(0, 50, shape).astype(inp.dtype)
-        else:
-            out[name] = rng.normal(size=shape).astype(inp.dtype)
-    return out
+    """Random inputs for a zoo spec (ids below 50, within every zoo vocabulary)."""
+    return random_inputs(spec, batch, np.random.default_rng(seed), int_high=50)
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from modelspec.compiler.graph import output_refs
 from modelspec.schema import regularizers as R
+from modelspec.schema.penalty_rules import penalized
 
 EPSILON = 1e-7
 """Keras's `backend.epsilon()` (constraints and `ops.normalize` use it)."""
@@ -164,13 +165,13 @@ def _copy_dicts(tree: Any) -> Any:
 
 def build_penalties(spec: Any) -> Penalties:
     """The Penalties of a checked spec (its layers' regularizer and constraint fields,
-    matched to their trainable weights by `schema.regularizers.penalized`)."""
+    matched to their trainable weights by `schema.penalty_rules.penalized`)."""
     weights, activity, constraints = [], [], []
     for node in spec.graph.nodes:
         layer, shape = node.layer, spec.shapes[node.name]
-        for _, config, p in R.penalized(layer, shape.params, "regularizer"):
+        for _, config, p in penalized(layer, shape.params, "regularizer"):
             weights.append((("layers", node.name, *p.path.split("/")), config))
-        for _, config, p in R.penalized(layer, shape.params, "constraint"):
+        for _, config, p in penalized(layer, shape.params, "constraint"):
             constraints.append((("layers", node.name, *p.path.split("/")), config))
         config = layer.activity_penalty()
         if config is not None:

@@ -5,8 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from modelspec.compiler.load import load
-from modelspec.errors import SpecError
+from tests.conformance.diagnostics import (
+    assert_on_layer_field,
+    keras_refuses,
+    spec_file_diagnostic,
+)
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
@@ -283,11 +286,7 @@ def _error(tmp_path, inputs: dict[str, str], layer_yaml: str):
     text += "".join(f"    {n}: {spec}\n" for n, spec in inputs.items())
     text += "  layers:\n    - name: under_test\n"
     text += "".join(f"      {line}\n" for line in layer_yaml.strip().splitlines())
-    (tmp_path / "spec.yaml").write_text(text)
-    with pytest.raises(SpecError) as info:
-        load(tmp_path / "spec.yaml")
-    (diag,) = info.value.diagnostics
-    return diag
+    return spec_file_diagnostic(tmp_path, text)
 
 
 def _keras(kind: str, call: dict, symbolic: bool = False, **args):
@@ -426,10 +425,5 @@ def test_refused_like_keras_with_a_positioned_diagnostic(tmp_path, refused):
     """Arguments and input shapes Keras refuses are refused when the spec is loaded, on
     the argument at fault (or the layer, for its inputs)."""
     inputs, layer_yaml, field, line, fragment, keras_call, keras_says = refused
-    if keras_call is not None:
-        with pytest.raises(Exception, match=keras_says):
-            keras_call()
-    diag = _error(tmp_path, inputs, layer_yaml)
-    path = "model.layers[0]" + (f".{field}" if field else "")
-    assert (diag.path, diag.line) == (path, line), diag.format()
-    assert fragment in diag.message, diag.format()
+    keras_refuses(keras_call, keras_says, (Exception,))
+    assert_on_layer_field(_error(tmp_path, inputs, layer_yaml), field, line, fragment)

@@ -23,9 +23,9 @@ from keras.src.utils.naming import to_snake_case
 from modelspec.compiler.load import load
 from modelspec.compiler.model import CompiledModel
 from modelspec.schema.layers.conv_shapes import transpose_pads, transpose_size
+from tests.conformance.diagnostics import assert_on_layer_field, keras_refuses, written
 from tests.conformance.harness import spec_for
 from tests.conformance.test_conv import one
-from tests.conformance.test_reshaping import written
 
 
 def _keras(layer_type: str, shape: tuple, dtype: str = "float32", **args):
@@ -190,13 +190,8 @@ def test_refused_like_keras_with_a_positioned_diagnostic(tmp_path, refused):
     (on the layer when the input is at fault and `inputs` is not written);
     channels-first layouts are refused as an unknown `data_format`."""
     layer_yaml, shape, dtype, field, line, fragment, keras_call, keras_says = refused
-    if keras_call is not None:
-        with pytest.raises((ValueError, TypeError), match=keras_says):
-            keras_call()
-    diag = written(tmp_path, layer_yaml, shape, dtype)
-    path = "model.layers[0]" + (f".{field}" if field else "")
-    assert (diag.path, diag.line) == (path, line), diag.format()
-    assert fragment in diag.message, diag.format()
+    keras_refuses(keras_call, keras_says)
+    assert_on_layer_field(written(tmp_path, layer_yaml, shape, dtype), field, line, fragment)
 
 
 def test_empty_transpose_output_is_refused_where_keras_returns_an_empty_tensor(tmp_path):

@@ -18,8 +18,13 @@ from modelspec.compiler.model import CompiledModel, apply, split
 from modelspec.compiler.penalties import build_penalties
 from modelspec.schema.layers import LAYER_TYPES
 from modelspec.schema.tensors import ShapeError, TensorType
+from tests.conformance.diagnostics import (
+    assert_on_layer_field,
+    keras_refuses,
+    spec_file_diagnostic,
+    written,
+)
 from tests.conformance.harness import Case, spec_for
-from tests.conformance.test_reshaping import written
 
 
 def _keras(shape: tuple, dtype: str = "float32", layer_type: str = "ConvLSTM2D", **args):
@@ -141,13 +146,8 @@ def test_refused_like_keras_with_a_positioned_diagnostic(tmp_path, refused):
     """Inputs and arguments Keras refuses are refused at load, on the argument at fault
     (on the layer when the input is at fault and `inputs` is not written)."""
     layer_yaml, shape, field, line, fragment, keras_call, keras_says = refused
-    if keras_call is not None:
-        with pytest.raises((ValueError, TypeError), match=keras_says):
-            keras_call()
-    diag = written(tmp_path, layer_yaml, shape)
-    path = "model.layers[0]" + (f".{field}" if field else "")
-    assert (diag.path, diag.line) == (path, line), diag.format()
-    assert fragment in diag.message, diag.format()
+    keras_refuses(keras_call, keras_says)
+    assert_on_layer_field(written(tmp_path, layer_yaml, shape), field, line, fragment)
 
 
 def test_a_mask_of_more_than_two_axes_is_refused_like_keras(tmp_path):
@@ -161,11 +161,7 @@ def test_a_mask_of_more_than_two_axes_is_refused_like_keras(tmp_path):
         "  layers:\n    - {type: Embedding, input_dim: 10, output_dim: 2, mask_zero: true}\n"
         "    - {type: ConvLSTM1D, filters: 2, kernel_size: 3, unroll: true}\n"
     )
-    path = tmp_path / "spec.yaml"
-    path.write_text(text)
-    with pytest.raises(Exception) as info:
-        load(path)
-    (diag,) = info.value.diagnostics
+    diag = spec_file_diagnostic(tmp_path, text)
     assert (diag.path, diag.line) == ("model.layers[1]", 8), diag.format()
     assert "needs a (batch, timesteps) mask" in diag.message
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from modelspec import SpecError, load
+from tests.conformance.diagnostics import one_argument_diagnostic
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
@@ -118,16 +119,6 @@ def test_empty_layer_normalization_axis_is_an_error():
         )
 
 
-SPEC = """\
-model:
-  inputs:
-    x: {{shape: {shape}, dtype: {dtype}}}
-  layers:
-    - type: {type}
-      {arg}
-"""
-
-
 L = "model.layers[0]"
 
 
@@ -154,12 +145,8 @@ def test_errors_are_positioned(tmp_path, layer_type, arg, shape, dtype, at, text
     with pytest.raises((ValueError, TypeError, IndexError)):
         k = getattr(keras.layers, layer_type)(**args)
         k(np.ones([2, *(3 if d is None else d for d in shape)], dtype))
-    path = tmp_path / "bad.yaml"
     lines = arg.replace("; ", "\n      ")  # one argument per line
     shape_text = str(shape).replace("None", "null")
-    path.write_text(SPEC.format(type=layer_type, arg=lines, shape=shape_text, dtype=dtype))
-    with pytest.raises(SpecError) as info:
-        load(path)
-    (d,) = info.value.diagnostics
+    d = one_argument_diagnostic(tmp_path, layer_type, lines, shape_text, dtype)
     assert (d.line, d.col, d.path) == at, d.format()
     assert text in d.message, d.format()

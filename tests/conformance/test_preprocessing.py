@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conformance.diagnostics import assert_on_layer_field, keras_refuses, written
 from tests.conformance.harness import Case, run_case
-from tests.conformance.test_reshaping import written
 
 F = "float32"
 
@@ -306,10 +306,5 @@ def test_refused_like_keras_with_a_positioned_diagnostic(tmp_path, refused):
     """What Keras refuses is refused when the spec is loaded, on the argument at fault;
     inputs whose dtype or rank Keras would treat differently are refused on `inputs`."""
     layer_yaml, shape, dtype, field, line, fragment, keras_call, keras_says = refused
-    if keras_call is not None:
-        with pytest.raises((ValueError, TypeError, NotImplementedError), match=keras_says):
-            keras_call()
-    diag = written(tmp_path, layer_yaml, shape, dtype)
-    path = "model.layers[0]" + (f".{field}" if field else "")
-    assert (diag.path, diag.line) == (path, line), diag.format()
-    assert fragment in diag.message, diag.format()
+    keras_refuses(keras_call, keras_says, (ValueError, TypeError, NotImplementedError))
+    assert_on_layer_field(written(tmp_path, layer_yaml, shape, dtype), field, line, fragment)

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import yaml
 
-from modelspec import SpecError, load
+from modelspec import load
 from modelspec.compiler.layers.regularization import SELU_ALPHA, SELU_SCALE
 from modelspec.compiler.model import CompiledModel, split
 from modelspec.compiler.penalties import build_penalties
+from tests.conformance.diagnostics import one_argument_diagnostic
 from tests.conformance.harness import Case, run_case, spec_for
 
 F = "float32"
@@ -239,25 +240,11 @@ def test_activity_regularization_refuses_activity_regularizer(tmp_path):
 RATE = "rate: 0.5\n      "
 """An argument line before the one under test (which then starts line 7)."""
 
-SPEC = """\
-model:
-  inputs:
-    x: {{shape: {shape}, dtype: {dtype}}}
-  layers:
-    - type: {type}
-      {arg}
-"""
-
 
 def load_error(tmp_path, layer_type: str, arg: str, shape: list, dtype: str = F):
     """The single diagnostic of a spec whose one layer is `layer_type` with the argument
     line `arg` (written on line 6, after 6 spaces)."""
-    path = tmp_path / "bad.yaml"
-    path.write_text(SPEC.format(type=layer_type, arg=arg, shape=shape, dtype=dtype))
-    with pytest.raises(SpecError) as info:
-        load(path)
-    (diag,) = info.value.diagnostics
-    return diag
+    return one_argument_diagnostic(tmp_path, layer_type, arg, shape, dtype)
 
 
 def keras_refuses(layer_type: str, args: dict, shape: list, dtype: str = F) -> None:

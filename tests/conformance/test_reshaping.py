@@ -8,8 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from modelspec.compiler.load import load
-from modelspec.errors import SpecError
+from tests.conformance.diagnostics import written
 from tests.conformance.harness import Case, run_case
 
 F = "float32"
@@ -44,28 +43,6 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_reshaping_layer_matches_keras(case):
     run_case(case)
-
-
-def written(tmp_path, layer_yaml: str, shape: list, dtype: str = F):
-    """A spec file with one input `x` and one layer written as `layer_yaml` (its first
-    line is line 9); returns the one diagnostic loading it gives."""
-    text = (
-        "modelspec: 1\n"
-        "name: t\n"
-        "model:\n"
-        "  inputs:\n"
-        f"    x: {{shape: {shape}, dtype: {dtype}}}\n"
-        "  layers:\n"
-        "    - name: under_test\n"
-        "      # the layer's arguments\n"
-        + "".join(f"      {line}\n" for line in layer_yaml.strip().splitlines())
-    )
-    path = tmp_path / "spec.yaml"
-    path.write_text(text)
-    with pytest.raises(SpecError) as info:
-        load(path)
-    (diag,) = info.value.diagnostics
-    return diag
 
 
 def test_permute_dims_must_be_a_permutation_like_keras(tmp_path):

@@ -16,8 +16,8 @@ import pytest
 
 from modelspec.compiler.load import load
 from modelspec.compiler.model import CompiledModel, split
+from tests.conformance.diagnostics import assert_on_layer_field, keras_refuses, written
 from tests.conformance.harness import Case, keras_layer, run_case, spec_for
-from tests.conformance.test_reshaping import written
 
 F = "float32"
 
@@ -244,10 +244,5 @@ def test_refused_like_keras_with_a_positioned_diagnostic(tmp_path, refused):
     """Arguments (and inputs) Keras refuses are refused when the spec is loaded, on the
     argument at fault; channels-first layouts are refused as an unknown `data_format`."""
     layer_yaml, shape, field, line, fragment, keras_call, keras_says = refused
-    if keras_call is not None:
-        with pytest.raises((ValueError, TypeError), match=keras_says):
-            keras_call()
-    diag = written(tmp_path, layer_yaml, shape)
-    path = "model.layers[0]" + (f".{field}" if field else "")
-    assert (diag.path, diag.line) == (path, line), diag.format()
-    assert fragment in diag.message, diag.format()
+    keras_refuses(keras_call, keras_says)
+    assert_on_layer_field(written(tmp_path, layer_yaml, shape), field, line, fragment)

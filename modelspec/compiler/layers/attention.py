@@ -50,20 +50,17 @@ def attention_mask(query_mask=None, value_mask=None, key_mask=None) -> jax.Array
 _input_masks = attention_mask  # `attention_mask` is also a call argument below
 
 
-class MultiHeadAttention(Layer):
-    """Scaled dot-product attention over `num_heads` heads with learned projections."""
+class _ProjectedAttention(Layer):
+    """MultiHeadAttention and GroupQueryAttention: EinsumDense projections of the query,
+    key and value into heads (scores scaled by 1/sqrt(`head_size`)), the subclass's
+    attention weights per head, dropout on them, and the output projection back to
+    features. Subclasses set `head_size`, `rate` and create the weights with
+    `_create_projections`."""
 
-    def __init__(self, spec, x, shape, key):
-        self.num_heads = spec.num_heads
-        self.key_dim = spec.key_dim
-        self.rate = float(spec.dropout)
-        self.causal = spec.use_causal_mask
-        rank = x["query"].rank
-        self.axes = spec.attention_axes_for(rank)
-        self.dot_eq, self.combine_eq, _ = attention_equations(rank + 1, self.axes)
-        # Keras's two roads (see attention_ops): fused attention for rank-3 inputs
-        # without dropout, its Softmax layer otherwise.
-        self.zero_masked = self.rate > 0.0 or rank != 3
+    head_size: int
+
+    def _create_projections(self, spec, shape, key) -> None:
+        """The kernels and biases with their initializers and EinsumDense's fans."""
         inits, fans = {}, {}
         for info in shape.params:
             is_kernel = info.path.endswith("/kernel")
@@ -82,6 +79,15 @@ class MultiHeadAttention(Layer):
         # heads on the tensor axis
         return constrain(y, ("batch",) + (None,) * (y.ndim - 3) + ("heads", "kv"))
 
+    def _weights(self, q, k, attention_mask, inputs_mask):
+        """Softmax attention weights (before dropout) from the projected q and k, the
+        `attention_mask` argument and the inputs' combined Keras mask (or None)."""
+        raise NotImplementedError
+
+    def _context(self, weights, v):
+        """The weighted values, (B, ..., heads, head)."""
+        raise NotImplementedError
+
     def __call__(
         self,
         query,
@@ -97,11 +103,37 @@ class MultiHeadAttention(Layer):
     ):
         key = value if key is None else key
         dtype = jnp.promote_types(query.dtype, self.query.kernel.dtype)  # mixed: bf16
-        scale = jnp.asarray(1.0 / math.sqrt(self.key_dim), dtype)
+        scale = jnp.asarray(1.0 / math.sqrt(self.head_size), dtype)
         q = self._project(self.query, query.astype(dtype)) * scale
         k = self._project(self.key, key.astype(dtype))
         v = self._project(self.value, value.astype(dtype))
+        inputs_mask = _input_masks(query_mask, value_mask, key_mask)
+        probs = self._weights(q, k, attention_mask, inputs_mask)
+        probs = ops.dropout(probs.astype(dtype), self.rate, training, rngs)
+        context = self._context(probs, v)
+        out = jnp.einsum("...hk,hko->...o", context, self.attention_output.kernel[...])
+        if hasattr(self.attention_output, "bias"):
+            out = out + self.attention_output.bias[...]
+        return out
 
+
+class MultiHeadAttention(_ProjectedAttention):
+    """Scaled dot-product attention over `num_heads` heads with learned projections."""
+
+    def __init__(self, spec, x, shape, key):
+        self.num_heads = spec.num_heads
+        self.head_size = spec.key_dim
+        self.rate = float(spec.dropout)
+        self.causal = spec.use_causal_mask
+        rank = x["query"].rank
+        self.axes = spec.attention_axes_for(rank)
+        self.dot_eq, self.combine_eq, _ = attention_equations(rank + 1, self.axes)
+        # Keras's two roads (see attention_ops): fused attention for rank-3 inputs
+        # without dropout, its Softmax layer otherwise.
+        self.zero_masked = self.rate > 0.0 or rank != 3
+        self._create_projections(spec, shape, key)
+
+    def _weights(self, q, k, attention_mask, inputs_mask):
         # Keras's layout: (batch, other axes, heads, query positions, key positions).
         scores = jnp.einsum(self.dot_eq, k, q, preferred_element_type=jnp.float32)
         n, rank = len(self.axes), scores.ndim
@@ -111,40 +143,26 @@ class MultiHeadAttention(Layer):
             causal = ops.causal_over(q_pos, k_pos)
         given = None if attention_mask is None else attention_mask.astype(bool)
         mask = ops.combined_mask(
-            ops.expand_mask(given, rank, n),
-            ops.expand_mask(_input_masks(query_mask, value_mask, key_mask), rank, n),
-            causal,
+            ops.expand_mask(given, rank, n), ops.expand_mask(inputs_mask, rank, n), causal
         )
         axes = tuple(range(rank - n, rank))
-        probs = ops.masked_softmax(scores, mask, axes, zero_masked=self.zero_masked)
-        probs = ops.dropout(probs.astype(dtype), self.rate, training, rngs)
+        return ops.masked_softmax(scores, mask, axes, zero_masked=self.zero_masked)
 
-        context = jnp.einsum(self.combine_eq, probs, v)
-        out = jnp.einsum("...hk,hko->...o", context, self.attention_output.kernel[...])
-        if hasattr(self.attention_output, "bias"):
-            out = out + self.attention_output.bias[...]
-        return out
+    def _context(self, weights, v):
+        return jnp.einsum(self.combine_eq, weights, v)
 
 
-class GroupQueryAttention(Layer):
+class GroupQueryAttention(_ProjectedAttention):
     """Keras's GroupQueryAttention: `num_query_heads` query heads, each group of
     num_query_heads / num_key_value_heads sharing one key/value head."""
 
     def __init__(self, spec, x, shape, key):
-        self.head_dim = spec.head_dim
+        self.head_size = spec.head_dim
         self.repeats = spec.num_query_heads // spec.num_key_value_heads
         self.rate = float(spec.dropout)
         self.causal = spec.use_causal_mask
         self.zero_masked = self.rate > 0.0  # Keras's Softmax-layer road (see attention_ops)
-        inits, fans = {}, {}
-        for info in shape.params:
-            is_kernel = info.path.endswith("/kernel")
-            inits[info.path] = spec.kernel_initializer if is_kernel else spec.bias_initializer
-            if is_kernel:
-                fans[info.path] = (
-                    _OUTPUT_FANS if info.path.startswith("attention_output/") else _PROJECTION_FANS
-                )
-        self.create(shape.params, key, inits, fan_axes=fans)
+        self._create_projections(spec, shape, key)
 
     def _given_mask(self, attention_mask, input_masked: bool):
         """The `attention_mask` as Keras reads it: cast to bool, except on the Softmax
@@ -157,40 +175,16 @@ class GroupQueryAttention(Layer):
             return attention_mask.astype(bool)
         return attention_mask > 0.5
 
-    def __call__(
-        self,
-        query,
-        value,
-        key=None,
-        attention_mask=None,
-        *,
-        training=False,
-        rngs=None,
-        query_mask=None,
-        value_mask=None,
-        key_mask=None,
-    ):
-        key = value if key is None else key
-        inputs_mask = _input_masks(query_mask, value_mask, key_mask)  # (B, T, S) or None
-        dtype = jnp.promote_types(query.dtype, self.query.kernel.dtype)
-        scale = jnp.asarray(1.0 / math.sqrt(self.head_dim), dtype)
-        q = MultiHeadAttention._project(self.query, query.astype(dtype)) * scale
-        k = MultiHeadAttention._project(self.key, key.astype(dtype))
-        v = MultiHeadAttention._project(self.value, value.astype(dtype))
-        k, v = (jnp.repeat(t, self.repeats, axis=2) for t in (k, v))
-
+    def _weights(self, q, k, attention_mask, inputs_mask):  # inputs_mask: (B, T, S) or None
+        k = jnp.repeat(k, self.repeats, axis=2)
         scores = jnp.einsum("bquh,bkuh->buqk", q, k, preferred_element_type=jnp.float32)
         causal = ops.causal_mask(*scores.shape[-2:]) if self.causal else None
         given = self._given_mask(attention_mask, inputs_mask is not None)
         mask = ops.combined_mask(ops.expand_mask(given, 4), ops.expand_mask(inputs_mask, 4), causal)
-        probs = ops.masked_softmax(scores, mask, (-1,), zero_masked=self.zero_masked)
-        probs = ops.dropout(probs.astype(dtype), self.rate, training, rngs)
+        return ops.masked_softmax(scores, mask, (-1,), zero_masked=self.zero_masked)
 
-        context = jnp.einsum("buqk,bkuh->bquh", probs, v)
-        out = jnp.einsum("bquh,uhm->bqm", context, self.attention_output.kernel[...])
-        if hasattr(self.attention_output, "bias"):
-            out = out + self.attention_output.bias[...]
-        return out
+    def _context(self, weights, v):
+        return jnp.einsum("buqk,bkuh->bquh", weights, jnp.repeat(v, self.repeats, axis=2))
 
 
 class _DotAttention(Layer):

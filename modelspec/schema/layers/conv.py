@@ -17,6 +17,7 @@ from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.conv_shapes import (
+    kernel_spatial,
     need_conv_input,
     need_float,
     no_strided_dilation,
@@ -24,12 +25,7 @@ from modelspec.schema.layers.conv_shapes import (
     transpose_size,
     window,
 )
-from modelspec.schema.layers.shape_math import (
-    float_out,
-    int_tuple,
-    known_last,
-    spatial_out,
-)
+from modelspec.schema.layers.shape_math import float_out, int_tuple, known_last
 from modelspec.schema.regularizers import (
     BiasPenalties,
     DepthwisePenalties,
@@ -84,22 +80,10 @@ class _Conv(LayerSpec, KernelPenalties):
                 field="groups",
                 received=f"groups={g}",
             )
-        spatial = spatial_out(
-            x,
-            k,
-            s,
-            d,
-            self.padding,
-            field="kernel_size",
-            given=self.kernel_size,
-            smaller_than=f"the kernel {list(k)} with padding='valid'",
-        )
+        spatial = kernel_spatial(self, x, k, s, d)
         axes = (None,) * n + ("conv_in", "conv_out")
-        params = [ParamInfo("kernel", (*k, c // g, self.filters), axes)]
-        if self.use_bias:
-            params.append(ParamInfo("bias", (self.filters,), ("conv_out",)))
-        out = TensorType((x.shape[0], *spatial, self.filters), float_out(x))
-        return LayerShape(out, tuple(params))
+        kernel = ParamInfo("kernel", (*k, c // g, self.filters), axes)
+        return conv_output(self, x, spatial, [kernel], self.filters)
 
 
 class Conv1D(_Conv):
@@ -170,18 +154,24 @@ class _Window(LayerSpec):
     use_bias: bool = True
     """Whether to add a bias vector."""
 
-    def spatial(self, x: TensorType, k, s, d) -> tuple:
-        """Output sizes of the spatial axes of a forward (not transposed) window."""
-        return spatial_out(
-            x,
-            k,
-            s,
-            d,
-            self.padding,
-            field="kernel_size",
-            given=self.kernel_size,
-            smaller_than=f"the kernel {list(k)} with padding='valid'",
-        )
+    def checked_window(self, x: TensorType) -> tuple[int, ...]:
+        """(kernel_size, strides, dilation_rate) per spatial axis, after refusing what
+        Keras refuses for these layers: an input that is not (batch, *spatial, channels)
+        or not float."""
+        need_conv_input(x, self.rank)
+        need_float(x, self.type)
+        return window(self, self.rank)
+
+
+def conv_output(
+    spec: _Conv | _Window, x: TensorType, spatial: tuple, params: list[ParamInfo], filters: int
+) -> LayerShape:
+    """The shape of every convolution: output (batch, *spatial, filters) and the kernel
+    `params`, followed by a bias of `filters` when the spec has `use_bias`."""
+    if spec.use_bias:
+        params.append(ParamInfo("bias", (filters,), ("conv_out",)))
+    out = TensorType((x.shape[0], *spatial, filters), float_out(x))
+    return LayerShape(out, tuple(params))
 
 
 class _DepthwiseConv(_Window, DepthwisePenalties, BiasPenalties):
@@ -200,16 +190,11 @@ class _DepthwiseConv(_Window, DepthwisePenalties, BiasPenalties):
 
     def infer(self, x: TensorType) -> LayerShape:
         n, m = self.rank, self.depth_multiplier
-        need_conv_input(x, n)
-        need_float(x, self.type)
-        k, s, d = window(self, n)
+        k, s, d = self.checked_window(x)
         c = known_last(x)
-        spatial = self.spatial(x, k, s, d)
-        params = [ParamInfo("kernel", (*k, c, m), (None,) * n + ("conv_in", None))]
-        if self.use_bias:
-            params.append(ParamInfo("bias", (c * m,), ("conv_out",)))
-        out = TensorType((x.shape[0], *spatial, c * m), float_out(x))
-        return LayerShape(out, tuple(params))
+        spatial = kernel_spatial(self, x, k, s, d)
+        kernel = ParamInfo("kernel", (*k, c, m), (None,) * n + ("conv_in", None))
+        return conv_output(self, x, spatial, [kernel], c * m)
 
 
 class DepthwiseConv1D(_DepthwiseConv):
@@ -246,21 +231,16 @@ class _SeparableConv(_Window, DepthwisePenalties, PointwisePenalties, BiasPenalt
 
     def infer(self, x: TensorType) -> LayerShape:
         n, m = self.rank, self.depth_multiplier
-        need_conv_input(x, n)
-        need_float(x, self.type)
-        k, s, d = window(self, n)
+        k, s, d = self.checked_window(x)
         c = known_last(x)
-        spatial = self.spatial(x, k, s, d)
+        spatial = kernel_spatial(self, x, k, s, d)
         params = [
             ParamInfo("depthwise_kernel", (*k, c, m), (None,) * n + ("conv_in", None)),
             ParamInfo(
                 "pointwise_kernel", (1,) * n + (c * m, self.filters), (None,) * n + AXES_IN_OUT
             ),
         ]
-        if self.use_bias:
-            params.append(ParamInfo("bias", (self.filters,), ("conv_out",)))
-        out = TensorType((x.shape[0], *spatial, self.filters), float_out(x))
-        return LayerShape(out, tuple(params))
+        return conv_output(self, x, spatial, params, self.filters)
 
 
 class SeparableConv1D(_SeparableConv):
@@ -300,9 +280,7 @@ class _ConvTranspose(_Window, KernelPenalties):
 
     def infer(self, x: TensorType) -> LayerShape:
         n = self.rank
-        need_conv_input(x, n)
-        need_float(x, self.type)
-        k, s, d = window(self, n)
+        k, s, d = self.checked_window(x)
         pads = output_padding(self, n, s)
         no_strided_dilation(self, s, d)
         c = known_last(x)
@@ -323,11 +301,8 @@ class _ConvTranspose(_Window, KernelPenalties):
                     hint="Use an odd kernel_size, output_padding >= 1 with strides >= 2, or "
                     "leave output_padding unset.",
                 )
-        params = [ParamInfo("kernel", (*k, self.filters, c), (None,) * n + AXES_IN_OUT[::-1])]
-        if self.use_bias:
-            params.append(ParamInfo("bias", (self.filters,), ("conv_out",)))
-        out = TensorType((x.shape[0], *spatial, self.filters), float_out(x))
-        return LayerShape(out, tuple(params))
+        kernel = ParamInfo("kernel", (*k, self.filters, c), (None,) * n + AXES_IN_OUT[::-1])
+        return conv_output(self, x, spatial, [kernel], self.filters)
 
 
 class Conv1DTranspose(_ConvTranspose):

@@ -2,7 +2,7 @@
 
 A helper of the `recurrent` family: the concrete types live in `recurrent.py` (one per
 number of spatial axes); the fields and `infer` they share are here so the family module
-stays small. Input (batch, time, *spatial, channels), channels-last as Keras's default;
+stays small (what every recurrent layer shares is in `rnn_base.py`). Input (batch, time, *spatial, channels), channels-last as Keras's default;
 each step is an LSTM step whose input projection is a convolution with the layer's
 `kernel_size`/`strides`/`padding`/`dilation_rate` and whose recurrent projection is a
 `same`, stride-1 convolution of the state with the recurrent kernel (Keras's
@@ -20,26 +20,28 @@ from typing import ClassVar, Literal
 from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
-from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.conv_shapes import CONV_AXES, no_strided_dilation, window
-from modelspec.schema.layers.shape_math import float_out, known_last, need_rank, spatial_out
+from modelspec.schema.layers.conv_shapes import (
+    CONV_AXES,
+    kernel_spatial,
+    no_strided_dilation,
+    window,
+)
+from modelspec.schema.layers.rnn_base import RecurrentSpec
+from modelspec.schema.layers.shape_math import float_out, known_last, need_rank
 from modelspec.schema.regularizers import KernelPenalties, RecurrentPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 IntOrN = PositiveInt | list[PositiveInt]
 
 
-class ConvLSTMBase(LayerSpec, KernelPenalties, RecurrentPenalties):
+class ConvLSTMBase(RecurrentSpec, KernelPenalties, RecurrentPenalties):
     """Shared by ConvLSTM1D/2D/3D; `rank` is the number of spatial axes. The class
-    variables mean what they mean on the other recurrent layers (`_RNN`)."""
+    variables mean what they mean on every recurrent layer (`RecurrentSpec`)."""
 
     rank: ClassVar[int] = 0
     gates: ClassVar[int] = 4
     states: ClassVar[tuple[str, ...]] = ("state_h", "state_c")
     keras_scope: ClassVar[str] = "conv_lstm_cell"
-    masking: ClassVar[str] = "keep"
-    mask_arg: ClassVar[bool] = True
-    dropout_fields: ClassVar[tuple[str, ...]] = ("dropout", "recurrent_dropout")
     filters: PositiveInt
     """Channels of the output and of the state (h and c)."""
     kernel_size: IntOrN
@@ -90,10 +92,6 @@ class ConvLSTMBase(LayerSpec, KernelPenalties, RecurrentPenalties):
         (the NNX LSTM step, its bias and dropout rules) reads for every RNN."""
         return self.filters
 
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return ("output", *self.states) if self.return_state else ("output",)
-
     def infer_mask(self, x: TensorType, mask: TensorType | None) -> TensorType | None:
         """As the other RNNs (a (batch, timesteps) mask; the output keeps it only with
         `return_sequences`), but only unrolled: Keras's scanned ConvLSTM fails on a
@@ -132,27 +130,12 @@ class ConvLSTMBase(LayerSpec, KernelPenalties, RecurrentPenalties):
         k, s, d = window(self, n)
         no_strided_dilation(self, s, d)
         step = TensorType((x.shape[0], *x.shape[2:]), x.dtype)
-        spatial = spatial_out(
-            step,
-            k,
-            s,
-            d,
-            self.padding,
-            field="kernel_size",
-            given=self.kernel_size,
-            smaller_than=f"the kernel {list(k)} with padding='valid'",
-        )
+        spatial = kernel_spatial(self, step, k, s, d)
         return TensorType((x.shape[0], *spatial, self.filters), float_out(x))
 
     def infer(self, x: TensorType) -> LayerShape:
         state = self.state_type(x)
-        if self.unroll and x.shape[1] is None:
-            raise ShapeError(
-                f"{self.type} cannot unroll a sequence of unknown length",
-                field="unroll",
-                received=f"unroll=True, input shape {x}",
-                hint="Give the input a fixed number of timesteps, or set `unroll: false`.",
-            )
+        self.need_known_length(x)
         n, c, width = self.rank, x.shape[-1], self.gates * self.filters
         k = window(self, n)[0]
         params = [
@@ -163,9 +146,4 @@ class ConvLSTMBase(LayerSpec, KernelPenalties, RecurrentPenalties):
         ]
         if self.use_bias:
             params.append(ParamInfo("bias", (width,), ("conv_out",)))
-        if self.return_sequences:
-            out = TensorType((x.shape[0], x.shape[1], *state.shape[1:]), state.dtype)
-        else:
-            out = state
-        states = (state,) * len(self.states) if self.return_state else ()
-        return LayerShape(out, tuple(params), states)
+        return self.recurrent_shape(x, state, params)

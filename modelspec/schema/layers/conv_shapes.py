@@ -10,7 +10,7 @@ the conformance tests compare both with Keras. Pure Python: no JAX.
 
 from __future__ import annotations
 
-from modelspec.schema.layers.shape_math import int_tuple, need_rank
+from modelspec.schema.layers.shape_math import int_tuple, need_float_input, need_rank, spatial_out
 from modelspec.schema.tensors import Dim, ShapeError, TensorType
 
 CONV_AXES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
@@ -31,6 +31,28 @@ def window(spec, rank: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int
     )
 
 
+def kernel_spatial(
+    spec,
+    x: TensorType,
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[Dim, ...]:
+    """Output sizes of the spatial axes of `x` under a forward (not transposed) window
+    with the spec's `padding`; a window larger than a `valid` input is refused on
+    `kernel_size`."""
+    return spatial_out(
+        x,
+        kernel,
+        strides,
+        dilation,
+        spec.padding,
+        field="kernel_size",
+        given=spec.kernel_size,
+        smaller_than=f"the kernel {list(kernel)} with padding='valid'",
+    )
+
+
 def no_strided_dilation(spec, strides: tuple[int, ...], dilation: tuple[int, ...]) -> None:
     """Keras's Conv and ConvTranspose refuse strides > 1 together with dilation > 1
     (its depthwise and separable convolutions accept the pair)."""
@@ -45,13 +67,11 @@ def no_strided_dilation(spec, strides: tuple[int, ...], dilation: tuple[int, ...
 def need_float(x: TensorType, kind: str) -> None:
     """Keras's depthwise, separable and transposed convolutions pass integer inputs to
     `lax.conv_general_dilated` uncast, which refuses to mix them with float kernels."""
-    if not x.is_float:
-        raise ShapeError(
-            f"{kind} needs a float input, but its input is {x.dtype} (Keras refuses it too)",
-            field="inputs",
-            received=f"dtype={x.dtype}",
-            hint="Declare the model input as float32, or put a Rescaling layer before it.",
-        )
+    need_float_input(
+        x,
+        f"{kind} needs a float input, but its input is {x.dtype} (Keras refuses it too)",
+        hint="Declare the model input as float32, or put a Rescaling layer before it.",
+    )
 
 
 def output_padding(spec, rank: int, strides: tuple[int, ...]) -> tuple[int, ...] | None:

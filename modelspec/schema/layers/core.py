@@ -11,7 +11,12 @@ from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.einsum_math import analyze_einsum
-from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank
+from modelspec.schema.layers.shape_math import (
+    float_out,
+    known_last,
+    need_min_rank,
+    need_noise_shape,
+)
 from modelspec.schema.regularizers import EmbeddingsPenalties, KernelPenalties
 from modelspec.schema.tensors import INT_DTYPES, LayerShape, ParamInfo, ShapeError, TensorType
 
@@ -107,21 +112,7 @@ class Dropout(LayerSpec):
     the mask across timesteps. Default: the input shape."""
 
     def infer(self, x: TensorType) -> LayerShape:
-        if self.noise_shape is not None:
-            ns = self.noise_shape
-            if len(ns) != x.rank:
-                raise ShapeError(
-                    f"noise_shape needs {x.rank} entries (batch axis included)",
-                    field="noise_shape",
-                    received=f"noise_shape={ns}",
-                )
-            for i, (n, d) in enumerate(zip(ns, x.shape, strict=True)):
-                if n is not None and n != 1 and d is not None and n != d:
-                    raise ShapeError(
-                        f"noise_shape axis {i} must be 1, null or {d}",
-                        field="noise_shape",
-                        received=f"noise_shape={ns}",
-                    )
+        need_noise_shape(self.noise_shape, x)
         return LayerShape(TensorType(x.shape, float_out(x)))
 
 

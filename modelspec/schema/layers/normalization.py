@@ -10,7 +10,12 @@ from pydantic import Field
 from modelspec.schema.base import PositiveFloat
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.shape_math import float_out, need_min_rank, normalize_axes
+from modelspec.schema.layers.shape_math import (
+    float_out,
+    need_float_input,
+    need_min_rank,
+    normalize_axes,
+)
 from modelspec.schema.regularizers import GammaBetaPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
@@ -124,7 +129,6 @@ class GroupNormalization(LayerSpec, GammaBetaPenalties):
 
     nnx: ClassVar[str] = _NNX + "GroupNormalization"
     masking: ClassVar[str] = "keep"
-    masking: ClassVar[str] = "keep"
     autocast: ClassVar[bool] = False  # Keras: `self.autocast = False`, computes in f32
     float32_compute: ClassVar[bool] = True
     type: Literal["GroupNormalization"]
@@ -193,7 +197,6 @@ class UnitNormalization(LayerSpec):
 
     nnx: ClassVar[str] = _NNX + "UnitNormalization"
     masking: ClassVar[str] = "keep"
-    masking: ClassVar[str] = "keep"
     type: Literal["UnitNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes the norm is taken over (not the batch axis)."""
@@ -201,13 +204,7 @@ class UnitNormalization(LayerSpec):
     def infer(self, x: TensorType) -> LayerShape:
         need_min_rank(x, 2)
         _axes_any_size(self.axis, x)
-        if not x.is_float:
-            raise ShapeError(
-                f"needs a float input, got {x.dtype} (Keras fails on it too)",
-                field="inputs",
-                received=f"dtype={x.dtype}",
-                hint="Cast it first, e.g. with a Rescaling layer (scale: 1.0).",
-            )
+        need_float_input(x, f"needs a float input, got {x.dtype} (Keras fails on it too)")
         return LayerShape(TensorType(x.shape, float_out(x)))
 
 

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.shape_math import need_rank
+from modelspec.schema.layers.shape_math import need_float_input, need_rank
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.preprocessing:"
@@ -75,14 +75,12 @@ def need_images(x: TensorType) -> None:
 
 def need_float(x: TensorType, layer: str, why: str) -> None:
     """Refuse non-float images where Keras's inference and training dtypes differ."""
-    if not x.is_float:
-        raise ShapeError(
-            f"{layer} needs float images: {why}",
-            field="inputs",
-            received=f"dtype={x.dtype}",
-            hint="Declare the input as float32 (the values are the same), or put a "
-            "Rescaling layer before it.",
-        )
+    need_float_input(
+        x,
+        f"{layer} needs float images: {why}",
+        hint="Declare the input as float32 (the values are the same), or put a "
+        "Rescaling layer before it.",
+    )
 
 
 class _Image(LayerSpec):

@@ -24,6 +24,7 @@ from modelspec.schema.layers.nesting import (
     prefixed,
     weight_prefix,
 )
+from modelspec.schema.layers.rnn_base import RecurrentSpec
 from modelspec.schema.layers.shape_math import float_out, known_last, need_rank
 from modelspec.schema.regularizers import KernelPenalties, RecurrentPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
@@ -34,18 +35,9 @@ if TYPE_CHECKING:  # the union of every layer type, defined after the families
 _NNX = "modelspec.compiler.layers.recurrent:"
 
 
-class _RNN(LayerSpec, KernelPenalties, RecurrentPenalties):
-    """Shared by LSTM, GRU and SimpleRNN; `gates` is the number of gate blocks in each
-    kernel, `states` labels the final states `return_state` adds (Keras's order), and
-    `keras_scope` is the cell sublayer Keras keeps the weights in (its weight paths
-    are `<layer>/<cell>/kernel`), which wrappers put into their weight paths."""
+class _RNN(RecurrentSpec, KernelPenalties, RecurrentPenalties):
+    """Shared by LSTM, GRU and SimpleRNN (the class variables: `RecurrentSpec`)."""
 
-    gates: ClassVar[int] = 1
-    states: ClassVar[tuple[str, ...]] = ("state_h",)
-    keras_scope: ClassVar[str] = ""
-    masking: ClassVar[str] = "keep"
-    mask_arg: ClassVar[bool] = True
-    dropout_fields: ClassVar[tuple[str, ...]] = ("dropout", "recurrent_dropout")
     units: PositiveInt
     """Dimensionality of the output (and hidden state)."""
     activation: ActivationFn = "tanh"
@@ -75,10 +67,6 @@ class _RNN(LayerSpec, KernelPenalties, RecurrentPenalties):
     """Unroll the time loop (same numbers; faster for short sequences, more memory).
     Needs a known number of timesteps."""
 
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return ("output", *self.states) if self.return_state else ("output",)
-
     def _bias_shape(self, width: int) -> tuple[int, ...]:
         return (width,)
 
@@ -95,13 +83,7 @@ class _RNN(LayerSpec, KernelPenalties, RecurrentPenalties):
 
     def infer(self, x: TensorType) -> LayerShape:
         need_rank(x, 3, "(batch, timesteps, features)")
-        if self.unroll and x.shape[1] is None:
-            raise ShapeError(
-                f"{self.type} cannot unroll a sequence of unknown length",
-                field="unroll",
-                received=f"unroll=True, input shape {x}",
-                hint="Give the input a fixed number of timesteps, or set `unroll: false`.",
-            )
+        self.need_known_length(x)
         d, u = known_last(x), self.units
         width = self.gates * u
         params = [
@@ -111,10 +93,7 @@ class _RNN(LayerSpec, KernelPenalties, RecurrentPenalties):
         if self.use_bias:
             shape = self._bias_shape(width)
             params.append(ParamInfo("bias", shape, (None,) * (len(shape) - 1) + ("mlp",)))
-        shape = (x.shape[0], x.shape[1], u) if self.return_sequences else (x.shape[0], u)
-        state = TensorType((x.shape[0], u), float_out(x))
-        states = (state,) * len(self.states) if self.return_state else ()
-        return LayerShape(TensorType(shape, float_out(x)), tuple(params), states)
+        return self.recurrent_shape(x, TensorType((x.shape[0], u), float_out(x)), params)
 
 
 class _GatedRNN(_RNN):
@@ -186,13 +165,10 @@ class ConvLSTM3D(ConvLSTMBase):
     type: Literal["ConvLSTM3D"]
 
 
-_RECURRENT = (_RNN, ConvLSTMBase)
-"""The spec classes Bidirectional can wrap: Keras's RNN subclasses."""
-
-
-def _rnn_or_refuse(layer: LayerSpec, field: str) -> _RNN | ConvLSTMBase:
-    """The nested layer of a Bidirectional, which Keras requires to be an RNN."""
-    if not isinstance(layer, _RECURRENT):
+def _rnn_or_refuse(layer: LayerSpec, field: str) -> RecurrentSpec:
+    """The nested layer of a Bidirectional, which Keras requires to be an RNN (one of
+    its RNN subclasses: a `RecurrentSpec`)."""
+    if not isinstance(layer, RecurrentSpec):
         raise ShapeError(
             "Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRNN, ConvLSTM1D/2D/3D)",
             field=f"{field}.type",
@@ -229,7 +205,7 @@ class Bidirectional(LayerSpec):
         """Keras: both directions skip the masked steps (masked steps of returned
         sequences are zeros); the output keeps the mask only with `return_sequences`,
         and with `merge_mode: null` both outputs carry it (the states none)."""
-        out = self.layer.infer_mask(x, mask) if isinstance(self.layer, _RECURRENT) else None
+        out = self.layer.infer_mask(x, mask) if isinstance(self.layer, RecurrentSpec) else None
         return (out, out) if self.merge_mode is None else out
 
     @property
@@ -237,7 +213,7 @@ class Bidirectional(LayerSpec):
         """The layer run backward: `backward_layer`, or `layer` with go_backwards."""
         if self.backward_layer is not None:
             return self.backward_layer
-        if not isinstance(self.layer, _RECURRENT):  # refused by `infer`; nothing to copy
+        if not isinstance(self.layer, RecurrentSpec):  # refused by `infer`; nothing to copy
             return self.layer
         return self.layer.model_copy(update={"go_backwards": True})
 
@@ -262,7 +238,7 @@ class Bidirectional(LayerSpec):
     def stochastic(self) -> bool:
         return self.layer.stochastic or self.backward_spec.stochastic
 
-    def _check_pair(self, forward: _RNN, backward: _RNN) -> None:
+    def _check_pair(self, forward: RecurrentSpec, backward: RecurrentSpec) -> None:
         """Keras's `_verify_layer_config`: opposite directions, same outputs."""
         if self.backward_layer is None and forward.go_backwards:
             raise ShapeError(

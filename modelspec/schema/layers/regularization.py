@@ -10,9 +10,14 @@ from pydantic import Field
 
 from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layers.base import LayerSpec
-from modelspec.schema.layers.shape_math import float_out, need_rank
+from modelspec.schema.layers.shape_math import (
+    float_out,
+    need_float_input,
+    need_noise_shape,
+    need_rank,
+)
 from modelspec.schema.regularizers import L1L2, RegularizerSpec
-from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
+from modelspec.schema.tensors import LayerShape, TensorType
 
 _NNX = "modelspec.compiler.layers.regularization:"
 
@@ -24,13 +29,7 @@ def need_float(x: TensorType, why: str) -> None:
     """Random-noise layers take float inputs only: on integers Keras either fails in
     training or returns the integers at inference but float32 in training (two output
     dtypes for one layer), which a spec's single inferred type cannot express."""
-    if not x.is_float:
-        raise ShapeError(
-            f"needs a float input, got {x.dtype} ({why})",
-            field="inputs",
-            received=f"dtype={x.dtype}",
-            hint="Cast it first, e.g. with a Rescaling layer (scale: 1.0).",
-        )
+    need_float_input(x, f"needs a float input, got {x.dtype} ({why})")
 
 
 class _SpatialDropout(LayerSpec):
@@ -132,21 +131,7 @@ class AlphaDropout(LayerSpec):
     the left; that mix is refused here)."""
 
     def infer(self, x: TensorType) -> LayerShape:
-        ns = self.noise_shape
-        if ns is not None:
-            if len(ns) != x.rank:
-                raise ShapeError(
-                    f"noise_shape needs {x.rank} entries (batch axis included)",
-                    field="noise_shape",
-                    received=f"noise_shape={ns}",
-                )
-            for i, (n, d) in enumerate(zip(ns, x.shape, strict=True)):
-                if n is not None and n != 1 and d is not None and n != d:
-                    raise ShapeError(
-                        f"noise_shape axis {i} must be 1, null or {d}",
-                        field="noise_shape",
-                        received=f"noise_shape={ns}",
-                    )
+        need_noise_shape(self.noise_shape, x)
         need_float(x, "Keras returns integers unchanged at inference but float32 in training")
         return LayerShape(TensorType(x.shape, float_out(x)))
 

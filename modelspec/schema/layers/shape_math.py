@@ -118,6 +118,36 @@ def need_min_rank(x: TensorType, rank: int, what: str = "") -> None:
         )
 
 
+FLOAT_INPUT_HINT = "Cast it first, e.g. with a Rescaling layer (scale: 1.0)."
+
+
+def need_float_input(x: TensorType, message: str, hint: str = FLOAT_INPUT_HINT) -> None:
+    """Refuse a non-float input with the layer's own `message` (why Keras cannot take
+    it): one positioned error on `inputs` for every layer that needs floats."""
+    if not x.is_float:
+        raise ShapeError(message, field="inputs", received=f"dtype={x.dtype}", hint=hint)
+
+
+def need_noise_shape(noise_shape: list[int | None] | None, x: TensorType) -> None:
+    """A dropout `noise_shape` (batch axis included) must have one entry per axis of `x`,
+    each 1, null (the input's size) or the input's size, so the mask broadcasts."""
+    if noise_shape is None:
+        return
+    if len(noise_shape) != x.rank:
+        raise ShapeError(
+            f"noise_shape needs {x.rank} entries (batch axis included)",
+            field="noise_shape",
+            received=f"noise_shape={noise_shape}",
+        )
+    for i, (n, d) in enumerate(zip(noise_shape, x.shape, strict=True)):
+        if n is not None and n != 1 and d is not None and n != d:
+            raise ShapeError(
+                f"noise_shape axis {i} must be 1, null or {d}",
+                field="noise_shape",
+                received=f"noise_shape={noise_shape}",
+            )
+
+
 def known_last(x: TensorType) -> int:
     """The size of the last (features) axis, which weights are shaped by."""
     if x.shape[-1] is None:

@@ -1,0 +1,58 @@
+"""What every recurrent layer spec shares (LSTM, GRU and SimpleRNN in `recurrent.py`,
+ConvLSTM1D/2D/3D through `conv_rnn.py`): Keras's RNN class variables, the outputs
+`return_sequences` and `return_state` add, and the refusal to unroll an unknown number
+of timesteps.
+
+A helper of the `recurrent` family (not a family: it defines no layer type). The fields
+stay with each layer's own class so that their order and documentation are the layer's.
+Pure Python: no JAX.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
+
+
+class RecurrentSpec(LayerSpec):
+    """Base of Keras's RNN subclasses. `gates` is the number of gate blocks in each
+    kernel, `states` labels the final states `return_state` adds (Keras's order), and
+    `keras_scope` is the cell sublayer Keras keeps the weights in (its weight paths are
+    `<layer>/<cell>/kernel`), which wrappers put into their weight paths. Subclasses
+    declare the fields `return_sequences`, `return_state` and `unroll`."""
+
+    gates: ClassVar[int] = 1
+    states: ClassVar[tuple[str, ...]] = ("state_h",)
+    keras_scope: ClassVar[str] = ""
+    masking: ClassVar[str] = "keep"
+    mask_arg: ClassVar[bool] = True
+    dropout_fields: ClassVar[tuple[str, ...]] = ("dropout", "recurrent_dropout")
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return ("output", *self.states) if self.return_state else ("output",)
+
+    def need_known_length(self, x: TensorType) -> None:
+        """Unrolling needs the number of timesteps (Keras unrolls a Python loop)."""
+        if self.unroll and x.shape[1] is None:
+            raise ShapeError(
+                f"{self.type} cannot unroll a sequence of unknown length",
+                field="unroll",
+                received=f"unroll=True, input shape {x}",
+                hint="Give the input a fixed number of timesteps, or set `unroll: false`.",
+            )
+
+    def recurrent_shape(
+        self, x: TensorType, state: TensorType, params: list[ParamInfo]
+    ) -> LayerShape:
+        """The layer's shape from the type of one final state (batch, *features): the
+        last output (the state's type) or, with `return_sequences`, one per timestep of
+        `x`; with `return_state`, the final states as extra outputs."""
+        if self.return_sequences:
+            out = TensorType((x.shape[0], x.shape[1], *state.shape[1:]), state.dtype)
+        else:
+            out = state
+        states = (state,) * len(self.states) if self.return_state else ()
+        return LayerShape(out, tuple(params), states)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from modelspec.compiler.adapt_inputs import AdaptInputs
 from modelspec.compiler.graph import Graph, Node, output_refs
 from modelspec.errors import Diagnostic, Locate
+from modelspec.schema.penalty_rules import check_penalties
 from modelspec.schema.precision import infer_with_policy
-from modelspec.schema.regularizers import check_penalties
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
 
 
@@ -79,6 +80,7 @@ def infer(
     graph_masks: dict[str, TensorType] = {}  # the same, as Keras's graph recorded them
     shapes: dict[str, LayerShape] = {}
     errors: list[Diagnostic] = []
+    adapt_inputs = AdaptInputs(types)  # adapted layers' inputs must need no weights
     for node in graph.nodes:
         if any(r not in types for r in node.refs):
             continue
@@ -86,6 +88,7 @@ def infer(
             result = infer_with_policy(node.layer, spec.model, node_inputs(node, types))
             graph_mask, mask = layer_masks(node, node_inputs(node, types), graph_masks, masks)
             check_penalties(node.layer, result)  # regularizers/constraints fit the weights
+            adapt_inputs.check(node, result)
         except ShapeError as exc:
             errors.append(_diagnostic(exc, node, types, locate))
             continue
@@ -110,6 +113,7 @@ def infer(
                 if value is not None:
                     table[ref] = value
         shapes[node.name] = result
+        adapt_inputs.record(node, refs, result)
         types.update(zip(refs, result.outputs, strict=True))
     return shapes, errors
 

@@ -46,6 +46,8 @@ class Resumed:
     position: Position
     best: Any = None
     records: list[dict[str, Any]] | None = None
+    restored: bool = True
+    """False for a fresh run (no intact checkpoint): only then is state adapted."""
 
 
 class RunCheckpoints:
@@ -143,7 +145,7 @@ class RunCheckpoints:
             )
         if self.main:
             self.log.truncate(0)  # no checkpoint: lines of an earlier attempt are dropped
-        return Resumed(state, Position(), records=[])
+        return Resumed(state, Position(), records=[], restored=False)
 
     def _set_aside(self, step: int) -> str:
         name = str(self.run_dir / "checkpoints" / f"{step}.damaged")

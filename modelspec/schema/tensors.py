@@ -51,7 +51,8 @@ class ParamInfo:
     "query/kernel"); `axes` are logical axis names (None = never sharded), used later
     to map parameters onto a device mesh; `collection` is "params" for trainable
     weights and "batch_stats" for mutable non-trainable state (Keras counts those as
-    non-trainable parameters).
+    non-trainable parameters), or "adapted" for state a fresh run learns from the
+    training data before step 1 (Keras's `adapt`; kept with the frozen weights).
     """
 
     path: str

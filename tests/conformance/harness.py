@@ -10,6 +10,10 @@ For a case (a layer as written in a spec + its input types) it checks:
    (dropout) are checked structurally in training mode;
 5. spec -> canonical dump -> spec round-trips.
 
+Layers with state learned from data ("adapted" variables, the spec class's `adapter`)
+are adapted first, Keras's layer with its `adapt` and ours with the adapter, on the
+case's input; the learned states must be equal, and the outputs then are compared.
+
 Nothing here names a layer type: how a layer is called, which of its fields Keras
 takes at call time, and how it behaves in training come from its spec class
 (`LayerSpec.call`, `call_kwargs`, `dropout_fields`, `inverted_dropout`,
@@ -33,6 +37,7 @@ from modelspec.compiler.penalties import build_penalties
 from modelspec.schema.layers import LAYER_TYPES, LayerSpec
 from modelspec.schema.layers.nesting import nested_name
 from modelspec.schema.spec import Spec
+from modelspec.schema.vocabulary import load_reference
 from tests.conformance.keras_reference import REFERENCE
 
 BATCH = 3
@@ -171,16 +176,21 @@ def run_case(case: Case) -> None:
 
     # 3. Keras parameter counts
     klayer = keras_layer(case.layer)
+    adapted = _adapt_both(case, node.layer, declared, klayer, x)
     keras_call(case, klayer, x, training=False)
     kvars = {v.path: v for v in klayer.weights}
+    untracked = sum(declared[p].size for p in type(node.layer).untracked_state if p in declared)
     assert inferred.trainable_count == sum(int(np.prod(v.shape)) for v in klayer.trainable_weights)
-    assert inferred.non_trainable_count == sum(
+    assert inferred.non_trainable_count - untracked == sum(
         int(np.prod(v.shape)) for v in klayer.non_trainable_weights
     )
 
-    # 4. same weights (random, so biases and statistics matter) -> same outputs
-    values = {}
+    # 4. same weights (random, so biases and statistics matter) -> same outputs; adapted
+    # state is what both adapted from the same data (checked equal in `_adapt_both`)
+    values = dict(adapted)
     for path, info in declared.items():
+        if info.collection == "adapted":
+            continue
         matches = [k for k in kvars if k.endswith("/" + path)]
         assert len(matches) == 1, f"{case.id}: Keras weight for {path}: {matches} of {list(kvars)}"
         value = rng.normal(size=info.shape).astype("float32")
@@ -251,8 +261,46 @@ def _assign(state, values: dict[str, np.ndarray]):
             node = coll
             for p in path[:-1]:
                 node = node[p]
-            node[path[-1]] = jnp.asarray(values["/".join(str(p) for p in path[2:])])
+            key = "/".join(str(p) for p in path[2:])
+            if key in values:  # adapted variables no adapter fills keep their value
+                node[path[-1]] = jnp.asarray(values[key])
     return state
+
+
+def _keras_adapt(klayer, data: np.ndarray) -> None:
+    """Keras's `adapt(data)` on an array. Where `adapt` itself needs TensorFlow only to
+    recognise a `tf.data.Dataset` (Discretization), Keras's stateful-preprocessing
+    protocol that `adapt` runs for arrays is called directly."""
+    try:
+        klayer.adapt(data)
+    except ImportError:
+        klayer.reset_state()
+        klayer.update_state(data)
+        klayer.finalize_state()
+
+
+def _adapt_both(case: Case, layer: LayerSpec, declared, klayer, x) -> dict[str, np.ndarray]:
+    """For a layer with "adapted" variables: adapt Keras's layer and ours (the spec
+    class's `adapter`) on the case's input, check the states are equal (Keras's weight,
+    or its attribute for `untracked_state`), and return ours by path."""
+    if not any(info.collection == "adapted" for info in declared.values()):
+        return {}
+    (data,) = x.values()
+    _keras_adapt(klayer, data)
+    ours = load_reference(type(layer).adapter)(layer, data)
+    kvars = {v.path: v for v in klayer.weights}
+    for path, value in ours.items():
+        assert declared[path].collection == "adapted", f"{case.id}: {path} is not adapted"
+        assert value.shape == declared[path].shape, f"{case.id}: adapted {path} shape"
+        if path in type(layer).untracked_state:
+            theirs = np.asarray(getattr(klayer, path), np.float32)
+        else:
+            (match,) = [k for k in kvars if k.endswith("/" + path)]
+            theirs = np.asarray(kvars[match].value)
+        np.testing.assert_allclose(
+            value, theirs, rtol=1e-6, atol=1e-6, err_msg=f"{case.id} adapted {path}"
+        )
+    return ours
 
 
 def _structural_dropout(case: Case, ours: np.ndarray, reference: np.ndarray) -> None:

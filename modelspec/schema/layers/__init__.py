@@ -32,6 +32,7 @@ FAMILIES = (
     "activations",
     "regularization",
     "preprocessing",
+    "features",
 )
 """The family modules of `modelspec.schema.layers`, in union order."""
 

@@ -44,9 +44,10 @@ class LayerSpec(Registered):
        input TensorType(s) in the call kind's form (one, a list, or a dict by argument
        name) it returns the output type (shape with the batch axis first, dtype) and the
        ParamInfo list of every variable the layer will own — path (Keras's weight name),
-       shape, logical axes (for sharding), collection (`params` or `batch_stats`). It
-       raises ShapeError (with `field=` the argument at fault, or "inputs") for inputs
-       the layer cannot take; helpers are in `shape_math.py`. `check` and `summary`
+       shape, logical axes (for sharding), collection (`params`, `batch_stats`, or
+       `adapted`: state learned from the data, see `adapter`). It raises ShapeError
+       (with `field=` the argument at fault, or "inputs") for inputs the layer cannot
+       take; helpers are in `shape_math.py`. `check` and `summary`
        stop here and never import JAX.
     4. **Build** — `nnx` (class variable): "module:Class" of the Flax NNX class that
        implements the layer, imported only when a model is built. It is constructed as
@@ -123,6 +124,16 @@ class LayerSpec(Registered):
     """Why the layer type refuses `activity_regularizer` (None: Keras applies it to the
     layer's outputs, and so do we). Keras's MultiHeadAttention, for one, applies it to
     its internal projections instead."""
+    adapter: ClassVar[str] = ""
+    """For layers whose state Keras learns with `adapt()` (Normalization, ...): the
+    "module:function" that computes it on the host, `function(layer, data) -> {path:
+    array}` over the layer's input on the training split. It fills the variables
+    `infer` declares with collection "adapted" (only when the spec leaves the state
+    out); a fresh run calls it before step 1 (`runtime/adapt.py`)."""
+    untracked_state: ClassVar[tuple[str, ...]] = ()
+    """Adapted variables that Keras keeps as plain attributes of the same name rather
+    than weights (Discretization's `bin_boundaries`): checkpointed here, but outside
+    Keras's parameter counts."""
 
     name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
     """Unique layer name; needed only when other layers reference it. Defaults to

@@ -45,8 +45,9 @@ AllowOutside = Annotated[
     bool,
     typer.Option(
         "--allow-outside",
-        help="Let `extends` read base specs outside the spec's folder (or its repository). "
-        "Base specs must still be regular files of at most 512 KiB.",
+        help="Let `extends` read base specs, and `image_folder` sources read images, outside "
+        "the spec's folder (or its repository). Base specs must still be regular files of at "
+        "most 512 KiB.",
     ),
 ]
 
@@ -65,6 +66,18 @@ def _load(spec: Path, overrides: list[str] | None, allow_outside: bool = False):
 
     with extends_anywhere(allow_outside):
         return load(spec, overrides or [])
+
+
+def _output_shape(info: dict, ref: str) -> tuple:
+    """The shape of one model output in a summary: a layer's (or input's) output, or one
+    tensor of a multi-output layer (`lstm.1`), which has no row of its own."""
+    from modelspec.compiler.graph import split_ref
+
+    layers = {layer["name"]: layer for layer in info["layers"]}
+    if ref in layers:
+        return tuple(layers[ref]["output_shape"])
+    base, index = split_ref(ref)
+    return tuple(layers[base]["output_shapes"][index])
 
 
 @app.command()
@@ -90,9 +103,7 @@ def check(
             continue
         info = summarize(spec)
         outs = ", ".join(
-            f"{layer['name']} {format_shape(tuple(layer['output_shape']))}"
-            for layer in info["layers"]
-            if layer["name"] in info["outputs"]
+            f"{ref} {format_shape(_output_shape(info, ref))}" for ref in info["outputs"]
         )
         typer.echo(
             printable(
@@ -293,7 +304,12 @@ def evaluate(
 def predict(
     spec: Annotated[Path, typer.Argument(help="Spec file.")],
     input: Annotated[
-        Path, typer.Option("--input", help=".npz with arrays named after the model inputs.")
+        list[Path],
+        typer.Option(
+            "--input",
+            help=".npz with arrays named after the model inputs; or image files and "
+            "folders (repeat --input), read like the spec's image_folder source.",
+        ),
     ],
     output: Annotated[
         Path, typer.Option("--output", help=".npz to write, arrays named after the model outputs.")
@@ -305,19 +321,22 @@ def predict(
 ) -> None:
     """Run a trained model on new inputs (batched, jitted) and save its outputs. Names
     the checkpoint step used on stderr; refuses a damaged checkpoint and a model that
-    differs from the run's spec.yaml."""
+    differs from the run's spec.yaml. A run trained on an image_folder source also
+    prints one line per input: name, class name, probability."""
+    from modelspec.runtime.data.image_folder import prediction_lines
+    from modelspec.runtime.data.predict_inputs import image_input_files, is_image_input
     from modelspec.runtime.inference import output_file
     from modelspec.runtime.inference import predict as run_predict
 
+    directory = _run_dir(spec, run_dir, set_)
     with _restored_run(allow_outside):
         outputs = run_predict(
-            spec,
-            _run_dir(spec, run_dir, set_),
-            input,
-            output,
-            set_ or [],
-            allow_spec_change=allow_spec_change,
+            spec, directory, input, output, set_ or [], allow_spec_change=allow_spec_change
         )
+    n = len(next(iter(outputs.values())))
+    names = image_input_files(input)[0] if is_image_input(input) else [str(i) for i in range(n)]
+    for line in prediction_lines(directory, outputs, names):
+        typer.echo(printable(line))
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
     typer.echo(f"Wrote {output_file(output)}: {shapes}")
 

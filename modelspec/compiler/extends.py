@@ -58,6 +58,12 @@ def extends_anywhere(enabled: bool = True) -> Iterator[None]:
         _allow_outside.reset(token)
 
 
+def outside_allowed() -> bool:
+    """Whether `extends_anywhere` is on: data sources that read folders named by a spec
+    (`image_folder`) apply the same confinement, lifted by the same `--allow-outside`."""
+    return _allow_outside.get()
+
+
 def extends_root(spec_file: FsPath) -> FsPath:
     """The tree `extends` may read from: the repository that holds the spec (the nearest
     folder above it with a `.git`), or else the spec's own folder."""

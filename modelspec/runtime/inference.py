@@ -4,6 +4,7 @@ the model in inference mode, batched and jitted."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from modelspec.compiler.infer import input_types
 from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime.data.dataset import load_data
-from modelspec.runtime.data.predict_inputs import read_inputs
+from modelspec.runtime.data.predict_inputs import is_image_input, read_image_inputs, read_inputs
 from modelspec.runtime.evaluation import evaluate_dataset
 from modelspec.runtime.objective.objective import losses_by_output
 from modelspec.runtime.restore import restore_latest
@@ -77,24 +78,31 @@ def _npz_dataset(session: Session, path: Path, batch_size: int):
 def predict(
     source: Any,
     run_dir: str | Path,
-    input_path: str | Path,
+    input_path: str | Path | Sequence[str | Path],
     output_path: str | Path,
     overrides: list[str] | tuple = (),
     *,
     batch_size: int | None = None,
     allow_spec_change: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Run the model on arrays named after its inputs; save arrays named after its
+    """Run the model on arrays named after its inputs (or on image files and folders,
+    read as the spec's image_folder source reads them); save arrays named after its
     outputs. Refuses a model that differs from the run's spec.yaml unless
     `allow_spec_change`."""
     session = open_session(source, overrides, data=False)
     spec = session.spec
     # Bad input is refused before the checkpoint is read (fast, and nothing restored).
-    arrays = _read_inputs(
-        Path(input_path),
-        input_types(spec),
-        allow_nonfinite=bool(spec.data is not None and spec.data.allow_nonfinite),
+    paths = (
+        [Path(input_path)] if isinstance(input_path, str | Path) else list(map(Path, input_path))
     )
+    if is_image_input(paths):  # image files/folders, read as the image_folder source does
+        arrays = read_image_inputs(paths, input_types(spec), spec.data)
+    else:
+        arrays = _read_inputs(
+            paths[0],
+            input_types(spec),
+            allow_nonfinite=bool(spec.data is not None and spec.data.allow_nonfinite),
+        )
     check_model_unchanged(Path(run_dir), spec, allow=allow_spec_change)
     state, _ = restore_latest(session, Path(run_dir))
     n = len(next(iter(arrays.values())))
@@ -110,11 +118,18 @@ def predict(
         out = session.predict_step(state, put_batch(session.dist, part))
         for name, value in out.items():
             chunks.setdefault(name, []).append(np.asarray(value)[:real])
-    outputs = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    outputs = {name: _portable(np.concatenate(parts)) for name, parts in chunks.items()}
     for line in nonfinite_warnings(outputs):
         print(line, file=sys.stderr)
     _write_outputs(Path(output_path), outputs)
     return outputs
+
+
+def _portable(value: np.ndarray) -> np.ndarray:
+    """numpy has no bfloat16 (a `mixed_bfloat16` model's outputs are ml_dtypes'): np.savez
+    would store it as raw 2-byte voids (`V2`) that read back as no number, and NumPy's
+    float checks skip it. float32 holds every bfloat16 value exactly."""
+    return value.astype(np.float32) if value.dtype.name == "bfloat16" else value
 
 
 def nonfinite_warnings(outputs: dict[str, np.ndarray]) -> list[str]:

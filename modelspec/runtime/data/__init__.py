@@ -1,4 +1,5 @@
-"""Training and prediction data: source readers (`sources`, `csv_source`, `npfiles`),
+"""Training and prediction data: source readers (`sources`, `csv_source`, `npfiles`,
+`image_folder` with `image_resize`),
 the raw arrays they produce (`raw`), the checks against the model before step 1
 (`checks`, `finite`), the deterministic batching (`dataset`) and `predict --input` files
 (`predict_inputs`).

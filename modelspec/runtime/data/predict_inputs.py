@@ -8,10 +8,14 @@ that is not an archive), each array is checked for what cannot be cast silently
 `Diagnostic` naming the file and `--input.<array>`, raised together as a `DataError`.
 Arrays in the file that are not model inputs (e.g. the targets of an evaluation file)
 are ignored, so one file can serve `evaluate --data` and `predict --input`.
+
+`--input` may instead name image files and folders (`read_image_inputs`): they are read
+exactly as the spec's `image_folder` training source reads its images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,8 +23,18 @@ import numpy as np
 
 from modelspec.errors import DataError, Diagnostic, did_you_mean
 from modelspec.runtime.data.checks import check_arrays
+from modelspec.runtime.data.image_folder import (
+    IMAGE_EXTENSIONS,
+    MAX_IMAGE_BYTES,
+    Confinement,
+    ImageError,
+    image_bytes,
+    image_files,
+    load_images,
+)
 from modelspec.runtime.data.npfiles import ArrayFileError, NpzArchive, file_kind
 from modelspec.runtime.data.raw import RawArray, RawSource, Reporter
+from modelspec.schema.data import DataSpec, ImageFolderSource
 from modelspec.schema.tensors import TensorType
 
 _LABEL = "input file"
@@ -104,3 +118,78 @@ def _castable(name: str, array: np.ndarray, want: TensorType, rep: Reporter) -> 
         )
         return False
     return True
+
+
+def is_image_input(paths: Sequence[Path]) -> bool:
+    """Whether `--input` names images (a folder, or image files) rather than one .npz."""
+    return len(paths) != 1 or paths[0].is_dir() or is_image_file(paths[0])
+
+
+def is_image_file(path: Path) -> bool:
+    return path.name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_input_files(paths: Sequence[Path]) -> tuple[list[str], list[str]]:
+    """(image files in order, problems): a folder's images in Keras's order (every
+    image file below it, as `image_dataset_from_directory(labels=None)` lists them),
+    then each named file, in the order given."""
+    files: list[str] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found: list[ImageError] = []
+            files += image_files(str(path), False, Confinement(None), found)
+            problems += [exc.message for exc in found]
+        elif not path.exists():
+            problems.append(f"{str(path)!r} was not found")
+        elif not is_image_file(path):
+            problems.append(
+                f"{str(path)!r} is not an image file ({' '.join(IMAGE_EXTENSIONS)}); pass "
+                "one .npz, or image files and folders"
+            )
+        else:
+            files.append(str(path))
+    return files, problems
+
+
+def read_image_inputs(
+    paths: Sequence[Path], types: dict[str, TensorType], data: DataSpec | None
+) -> dict[str, np.ndarray]:
+    """The model's one input from image files and folders, read exactly as the spec's
+    `image_folder` training source reads its images (size, color mode, interpolation,
+    crop or pad), so predictions see what training saw."""
+    where = ", ".join(str(p) for p in paths)
+
+    def fail(messages: list[str], hint: str | None = None) -> NoReturn:
+        raise DataError([Diagnostic(where, 0, 0, "--input", m, hint=hint) for m in messages])
+
+    source = data.train if data is not None else None
+    if not isinstance(source, ImageFolderSource):
+        fail(
+            ["image inputs need a spec whose data.train is an image_folder source"],
+            hint="Its image_size, color_mode and interpolation say how to read the images; "
+            "for other models pass an .npz with arrays named after the inputs.",
+        )
+    if len(types) != 1:
+        fail([f"image inputs feed a model with one input; this one has {list(types)}"])
+    files, problems = image_input_files(paths)
+    if problems:
+        fail(problems)
+    if not files:
+        fail([f"no image files ({' '.join(IMAGE_EXTENSIONS)}) found"])
+    if image_bytes(len(files), source) > MAX_IMAGE_BYTES:
+        fail(
+            [f"{len(files)} images take more than {MAX_IMAGE_BYTES >> 30} GiB decoded"],
+            hint="Predict on fewer images at a time.",
+        )
+    images, bad = load_images(files, source)
+    if bad:
+        fail([exc.message for exc in bad])
+    (name,) = types
+    rep = Reporter(lambda _path: (where, 0, 0))
+    raw = RawSource(_LABEL, ("--input",))
+    raw.inputs[name] = RawArray(images, "the images", ("--input",))
+    checked = check_arrays(raw, types, {}, {}, rep)
+    if rep.diagnostics or checked is None:
+        raise DataError(rep.diagnostics)
+    return checked[0]

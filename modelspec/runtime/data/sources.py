@@ -39,7 +39,11 @@ __all__ = ["Locate", "RawArray", "RawSource", "Reporter", "SpecPath", "describe"
 
 def describe(source: Any, where: SpecPath) -> str:
     """The prefix naming a source in messages: `data.train (csv 'iris.csv')`."""
-    detail = getattr(source, "name", None) or getattr(source, "path", None)
+    detail = (
+        getattr(source, "name", None)
+        or getattr(source, "path", None)
+        or getattr(source, "directory", None)
+    )
     kind = f"{source.type} {detail!r}" if detail else source.type
     return f"{format_path(where)} ({kind})"
 

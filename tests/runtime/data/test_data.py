@@ -69,7 +69,7 @@ def test_schema_defaults_and_sources() -> None:
     spec = DataSpec.model_validate({"train": {"type": "sklearn", "name": "iris"}})
     assert (spec.batch_size, spec.shuffle, spec.drop_remainder) == (32, True, False)
     assert spec.validation is None and spec.validation_split is None
-    assert SOURCE_TYPES == ("sklearn", "npz", "npy", "csv")
+    assert SOURCE_TYPES[:5] == ("sklearn", "npz", "npy", "csv", "image_folder")
     assert "padded" in DataSpec.__doc__ and "mask" in DataSpec.__doc__
     schema = DataSpec.model_json_schema()
     assert schema["properties"]["batch_size"]["description"]

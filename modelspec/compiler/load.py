@@ -22,6 +22,7 @@ from modelspec.compiler.extends import read_document
 from modelspec.compiler.graph import resolve
 from modelspec.compiler.infer import infer
 from modelspec.compiler.memory import spec_limit_error
+from modelspec.compiler.output_keys import output_key_errors
 from modelspec.compiler.validation_errors import diagnostics
 from modelspec.compiler.yaml_positions import Document
 from modelspec.errors import Diagnostic, Path, SpecError, format_path
@@ -125,6 +126,8 @@ def _check(spec: Spec, smap: SourceMap) -> CheckedSpec:
     graph, errors = resolve(spec, smap.locate)
     shapes, shape_errors = infer(graph, spec, smap.locate)
     errors += shape_errors
+    if not errors:
+        errors += output_key_errors(spec, graph.outputs, smap.locate)
     if errors:
         raise SpecError(_sorted([_as_written(d, smap) for d in errors]))
     checked = CheckedSpec(spec, graph, shapes, smap)

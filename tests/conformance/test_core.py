@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from modelspec.schema.layer_args import ACTIVATIONS
+from tests.conformance.diagnostics import written
 from tests.conformance.harness import Case, run_case
-from tests.conformance.test_reshaping import written
 
 F = "float32"
 

@@ -266,6 +266,16 @@ def _errors(tmp_path, layer: dict) -> str:
             "(input 'x' (None, 4, 4, 3), 'x' (None, 4, 4, 3)): Keras's MultiHeadAttention applies "
             "activity_regularizer to its query, key, value and output projections",
         ),
+        (  # every error names what was written (`Received:`) and a way out
+            {
+                "type": "MultiHeadAttention",
+                "num_heads": 1,
+                "key_dim": 2,
+                "activity_regularizer": "l1",
+            },
+            "that is not supported. Received: activity_regularizer='l1'. Remove it, or put an "
+            "ActivityRegularization layer after this one.",
+        ),
     ],
 )
 def test_positioned_errors(tmp_path, layer, expected):

@@ -111,3 +111,34 @@ def test_ctrl_c_while_jax_starts_is_a_message_not_a_traceback(tmp_path, after):
     assert proc.returncode == 130, err
     assert "SIGINT: interrupted" in err
     assert "Traceback" not in err
+
+
+def test_rerun_of_a_finished_run_with_more_epochs_says_it_is_not_continued(
+    trained, tmp_path, capsys
+):
+    """A finished run (its final weights may be EMA or restored best ones) is not
+    extended by a larger train.epochs; that used to end with "Done in 0.0s" alone."""
+    run = tmp_path / "finished"
+    shutil.copytree(trained, run)
+    train(IRIS, run, [*FAST, "train.epochs=1"], progress=False)  # finishes at epoch 1
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    train(IRIS, run, [*FAST, "train.epochs=4"], progress=True, tty=False)
+    out = capsys.readouterr().out
+    assert f"The run in {run} finished after epoch 1; it is not continued to train.epochs=4" in out
+    assert "Use --restart" in out
+    assert (run / "metrics.jsonl").read_text().splitlines() == lines
+
+
+def test_predict_of_a_mixed_bfloat16_model_writes_float32_numbers(tmp_path):
+    """numpy has no bfloat16: np.savez stored the outputs as 2-byte voids ('V2')."""
+    from modelspec.runtime.inference import predict
+
+    policy = [*FAST, "train.epochs=1", "model.dtype_policy=mixed_bfloat16"]
+    train(IRIS, tmp_path / "run", policy, progress=False)
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", features=x)
+    returned = predict(IRIS, tmp_path / "run", tmp_path / "x.npz", tmp_path / "y.npz", policy)
+    written = np.load(tmp_path / "y.npz")["species"]
+    assert written.dtype == np.float32 and returned["species"].dtype == np.float32
+    assert written.shape == (5, 3) and np.isfinite(written).all()
+    np.testing.assert_array_equal(written, written.astype("bfloat16").astype(np.float32))

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from modelspec.compiler.checked import CheckedSpec
+from modelspec.compiler.output_keys import output_key_errors
 from modelspec.compiler.penalties import Penalties, build_penalties
 from modelspec.errors import SpecError
 from modelspec.runtime.objective.losses import LossFn, build_loss
@@ -33,19 +34,10 @@ def losses_by_output(spec: CheckedSpec) -> dict[str, Any]:
             "training needs a loss",
             hint="Add e.g. `loss: {type: SparseCategoricalCrossentropy, from_logits: true}`.",
         )
+    errors = output_key_errors(spec.spec, outputs, spec.locate)  # also checked by load
+    if errors:
+        raise SpecError(errors)
     if isinstance(spec.loss, dict):
-        errors = []
-        for name in spec.loss:
-            if name not in outputs:
-                errors.append(
-                    spec.error(
-                        ("loss", name),
-                        f"'{name}' is not a model output",
-                        hint="Model outputs: " + ", ".join(outputs) + ".",
-                    )
-                )
-        if errors:
-            raise SpecError(errors)
         return dict(spec.loss)
     return dict.fromkeys(outputs, spec.loss)
 
@@ -149,14 +141,6 @@ def build_objective(spec: CheckedSpec) -> Objective:
         metric_specs = {name: metric_specs for name in losses}
     metrics: dict[str, list[MetricFn]] = {}
     for out, specs in metric_specs.items():
-        if out not in losses:
-            raise SpecError.single(
-                spec.error(
-                    ("metrics", out),
-                    f"'{out}' is not a model output with a loss",
-                    hint="Outputs: " + ", ".join(losses) + ".",
-                )
-            )
         shape = outputs[out].shape if outputs[out] is not None else None
         try:
             metrics[out] = build_metrics(

@@ -29,7 +29,10 @@ import yaml
 from modelspec.compiler.load import load
 from modelspec.compiler.sharding.mesh import is_main_process, put_batch
 from modelspec.errors import SpecError
+from modelspec.runtime.adapt import adapt_state
 from modelspec.runtime.callbacks import build_callbacks
+from modelspec.runtime.data.image_folder import write_class_names
+from modelspec.runtime.device_data import resident_data
 from modelspec.runtime.diskfull import disk_full_cause, disk_full_error
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.history import History, summarize
@@ -63,6 +66,14 @@ class Trainer:
         d = self.spec.data
         self.batch_size, self.drop = d.batch_size, d.drop_remainder
         self.steps_per_epoch = self.data.train.num_batches(self.batch_size, self.drop)
+        self.resident = resident_data(  # None: batches are built on the host per step
+            session,
+            self.data.train,
+            batch_size=self.batch_size,
+            shuffle=d.shuffle,
+            seed=self.spec.seed,
+            drop_remainder=self.drop,
+        )
         self.main = is_main_process()  # only process 0 prints and writes logs
         self.progress = Progress(
             self.spec.train.epochs, self.steps_per_epoch, enabled=progress and self.main, tty=tty
@@ -105,8 +116,19 @@ class Trainer:
             cleanup.callback(self.ckpt.close)
             resumed = self.checkpoints.resume(s.state)
             state, self.best, self.records = resumed.state, resumed.best, resumed.records
+            if not resumed.restored:  # Keras's adapt(): once, on the training split
+                state = adapt_state(
+                    s, state, self.data.train, self.batch_size, self.progress.message
+                )
             at = resumed.position
             start_batch, logged, finished = at.next_batch, at.epochs_logged, at.finished
+            if finished and at.epoch < spec.train.epochs:
+                # Its final weights may be EMA or restored best ones: not a point to go on from.
+                self.progress.message(
+                    f"The run in {self.run_dir} finished after epoch {at.epoch}; it is not "
+                    f"continued to train.epochs={spec.train.epochs}. Use --restart to train "
+                    f"{spec.train.epochs} epochs from the start."
+                )
             tb = TensorBoard(
                 self.run_dir / "tensorboard", purge_step=int(state.step) or None, enabled=self.main
             )
@@ -126,20 +148,11 @@ class Trainer:
                 due_at_epoch_end = spec.checkpoint.save_at_epoch_end
                 while b < self.steps_per_epoch:
                     n = min(spe, self.steps_per_epoch - b)
-                    batches = [
-                        self.data.train.batch(
-                            epoch,
-                            b + i,
-                            self.batch_size,
-                            shuffle=spec.data.shuffle,
-                            seed=spec.seed,
-                            drop_remainder=self.drop,
-                        )
-                        for i in range(n)
-                    ]
                     # a shorter last chunk compiles once more; resume replays the same chunks
-                    host = batches[0] if spe == 1 else stack(batches)
-                    state = s.train_step(state, put_batch(s.dist, host, stacked=spe > 1))
+                    if self.resident is not None:  # batches gathered on the device
+                        state = self.resident.train(state, epoch, b, n, host_step)
+                    else:
+                        state = self._host_step(state, epoch, b, n)
                     before, host_step = host_step, host_step + n
                     b += n
                     steps_run += n
@@ -207,6 +220,24 @@ class Trainer:
         )
         return history
 
+    def _host_step(self, state, epoch: int, index: int, count: int):
+        """Batches `index .. index + count - 1` of `epoch` built on the host, copied to
+        the devices and run in one dispatch (data not held on the devices)."""
+        spec, spe = self.spec, self.spec.train.steps_per_execution
+        batches = [
+            self.data.train.batch(
+                epoch,
+                index + i,
+                self.batch_size,
+                shuffle=spec.data.shuffle,
+                seed=spec.seed,
+                drop_remainder=self.drop,
+            )
+            for i in range(count)
+        ]
+        host = batches[0] if spe == 1 else stack(batches)
+        return self.s.train_step(state, put_batch(self.s.dist, host, stacked=spe > 1))
+
     def _check_signals(self, step: int) -> None:
         """After a dispatch: stop on SIGINT/SIGTERM once in-flight saves are complete."""
         if self.signals.received is None:
@@ -271,6 +302,7 @@ def train(
             if main:
                 text = yaml.safe_dump(session.spec.dump(), sort_keys=False)
                 (run_dir / "spec.yaml").write_text(text)
+                write_class_names(run_dir, session.spec)  # image_folder labels for predict
             trainer = Trainer(session, run_dir, progress=progress, tty=tty, max_steps=max_steps)
             return trainer.run()
     except SpecError:

@@ -88,17 +88,26 @@ class ArrayDataset:
         count = self.num_batches(batch_size, drop_remainder)
         if not 0 <= index < count:
             raise IndexError(f"batch {index} out of range: an epoch has {count} batches")
-        rows = self.order(epoch, shuffle=shuffle, seed=seed)[
-            index * batch_size : (index + 1) * batch_size
-        ]
-        mask = np.ones(batch_size, dtype=np.float32)
-        mask[len(rows) :] = 0.0
-        rows = np.resize(rows, batch_size)
+        order = self.order(epoch, shuffle=shuffle, seed=seed)
+        rows, mask = _batch_rows(order, index, batch_size)
         return Batch(
             inputs={k: np.asarray(v[rows]) for k, v in self.inputs.items()},
             targets={k: np.asarray(v[rows]) for k, v in self.targets.items()},
             mask=mask,
         )
+
+    def epoch_rows(
+        self, epoch: int, *, batch_size: int, shuffle: bool, seed: int, drop_remainder: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and masks of every batch of epoch `epoch`, as `(batches, batch_size)`
+        tables (int64 row indices, float32 masks): row i is exactly what `batch(epoch,
+        i, ...)` gathers, for pipelines that gather batches elsewhere (on the device)."""
+        order = self.order(epoch, shuffle=shuffle, seed=seed)
+        count = self.num_batches(batch_size, drop_remainder)
+        pairs = [_batch_rows(order, index, batch_size) for index in range(count)]
+        rows = np.array([r for r, _ in pairs], dtype=np.int64).reshape(count, batch_size)
+        masks = np.array([m for _, m in pairs], dtype=np.float32).reshape(count, batch_size)
+        return rows, masks
 
     def epoch_batches(
         self,
@@ -128,6 +137,16 @@ class ArrayDataset:
             {k: v[rows] for k, v in self.inputs.items()},
             {k: v[rows] for k, v in self.targets.items()},
         )
+
+
+def _batch_rows(order: np.ndarray, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and mask of batch `index` of an epoch visiting `order`: always `batch_size`
+    rows; a partial last batch repeats its first rows, masked 0.0 (the one definition
+    shared by host batches and device-gathered ones)."""
+    rows = order[index * batch_size : (index + 1) * batch_size]
+    mask = np.ones(batch_size, dtype=np.float32)
+    mask[len(rows) :] = 0.0
+    return np.resize(rows, batch_size), mask
 
 
 @dataclass

@@ -152,3 +152,14 @@ class SpecError(Exception):
 
 class DataError(SpecError):
     """A problem with the data a spec points at, found before step 1."""
+
+
+class AdaptError(ValueError):
+    """Data that cannot give the state Keras's `adapt()` would learn with these layer
+    arguments (an empty vocabulary, ...); `field` names the argument to change, and the
+    runtime positions the error on it. Raised by host-side NumPy code (the adapters and
+    the text layers), so it lives here, below both the compiler and the runtime."""
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.field, self.hint = message, field, hint

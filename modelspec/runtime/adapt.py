@@ -24,8 +24,7 @@ import numpy as np
 from modelspec.compiler.adapt_inputs import is_adapted
 from modelspec.compiler.graph import split_ref
 from modelspec.compiler.sharding.mesh import put_batch
-from modelspec.errors import SpecError
-from modelspec.runtime.adapters import AdaptError
+from modelspec.errors import AdaptError, SpecError
 from modelspec.runtime.steps import model_state
 from modelspec.schema.vocabulary import load_reference
 

@@ -14,14 +14,7 @@ from typing import Any
 
 import numpy as np
 
-
-class AdaptError(ValueError):
-    """The data cannot give the state Keras would use with these arguments; `field`
-    names the argument to change (the runtime positions the error on it)."""
-
-    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message, self.field, self.hint = message, field, hint
+from modelspec.errors import AdaptError  # noqa: F401 - raised by the adapters here
 
 
 def normalization(layer: Any, data: np.ndarray) -> dict[str, np.ndarray]:

@@ -17,7 +17,16 @@ from modelspec.schema.precision import DTypePolicyName
 from modelspec.schema.training import CheckpointSpec, TrainSpec
 
 DType = Literal[
-    "float32", "float16", "bfloat16", "float64", "int32", "int64", "int8", "uint8", "bool"
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int32",
+    "int64",
+    "int8",
+    "uint8",
+    "bool",
+    "string",
 ]
 
 
@@ -27,7 +36,8 @@ class InputSpec(SpecModel):
     shape: list[PositiveInt | None]
     """Shape without the batch axis; null for a variable-length axis."""
     dtype: DType = "float32"
-    """Element type (int32 for token ids)."""
+    """Element type (int32 for token ids; `string` for raw text, which only the text
+    layers — TextVectorization, StringLookup, Hashing — may read)."""
 
 
 InputName = Annotated[

@@ -33,6 +33,7 @@ FAMILIES = (
     "regularization",
     "preprocessing",
     "features",
+    "text",
 )
 """The family modules of `modelspec.schema.layers`, in union order."""
 

@@ -78,6 +78,11 @@ class LayerSpec(Registered):
     """How the layer is called (see `calls.py`)."""
     nnx: ClassVar[str] = ""
     """The NNX class implementing the layer, as "package.module:Class"."""
+    host: ClassVar[str] = ""
+    """For layers that work on strings (TextVectorization, StringLookup, ...), which JAX
+    cannot hold: the NumPy class ("package.module:Class") that runs the layer on the
+    host, in the data pipeline, instead of an NNX class (see `runtime/host_stage.py`).
+    Such a layer reads a model input directly; the device model receives its output."""
     autocast: ClassVar[bool] = True
     """Keras's `Layer.autocast`: under a mixed dtype policy the layer's float inputs are
     cast to the compute dtype before the call (False: they reach it unchanged, as for
@@ -155,8 +160,9 @@ class LayerSpec(Registered):
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        """A concrete layer type must name its NNX class; then it registers itself."""
-        if type_tag(cls) is not None and ":" not in cls.nnx:
+        """A concrete layer type must name its NNX class (or, for a host layer, its
+        NumPy class); then it registers itself."""
+        if type_tag(cls) is not None and ":" not in cls.nnx and ":" not in cls.host:
             raise TypeError(f"{cls.__qualname__}.nnx must name its NNX class as 'module:Class'")
         super().__pydantic_init_subclass__(**kwargs)
 

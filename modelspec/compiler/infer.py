@@ -14,6 +14,7 @@ from typing import Any
 
 from modelspec.compiler.adapt_inputs import AdaptInputs
 from modelspec.compiler.graph import Graph, Node, output_refs
+from modelspec.compiler.host_layers import check_host_inputs
 from modelspec.errors import Diagnostic, Locate
 from modelspec.schema.penalty_rules import check_penalties
 from modelspec.schema.precision import infer_with_policy
@@ -85,6 +86,7 @@ def infer(
         if any(r not in types for r in node.refs):
             continue
         try:
+            check_host_inputs(node, types, spec.model.inputs)  # strings stay on the host
             result = infer_with_policy(node.layer, spec.model, node_inputs(node, types))
             graph_mask, mask = layer_masks(node, node_inputs(node, types), graph_masks, masks)
             check_penalties(node.layer, result)  # regularizers/constraints fit the weights

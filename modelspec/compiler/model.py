@@ -18,6 +18,7 @@ from flax import nnx
 from modelspec.compiler.autocast import autocast
 from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.graph import output_refs
+from modelspec.compiler.host_layers import device_input_types, is_host
 from modelspec.compiler.infer import input_types, node_inputs, per_output, takes_recorded_masks
 from modelspec.compiler.layers import nnx_class
 from modelspec.compiler.layers.base import Frozen
@@ -41,6 +42,9 @@ class CompiledModel(nnx.Module):
         mask_plan: dict[str, tuple[str, tuple[str, ...], bool, bool, bool]] = {}
         for i, node in enumerate(an.graph.nodes):
             shape = an.shapes[node.name]
+            if is_host(node.layer):  # run in the data pipeline: its output is an input
+                types[node.name] = shape.output
+                continue
             build = nnx_class(type(node.layer))  # the spec class's `nnx` reference
             key = jax.random.fold_in(param_key, i)
             layers[node.name] = build(node.layer, node_inputs(node, types), shape, key)
@@ -61,7 +65,7 @@ class CompiledModel(nnx.Module):
         self.plan = tuple(plan)
         # Keras dtype policies: the autocast rule per layer (None under float32).
         self.policies = tuple((n.name, policy_rule(n.layer, spec.model)) for n in an.graph.nodes)
-        self.input_names = an.graph.inputs
+        self.input_names = tuple(device_input_types(spec))  # host layers' outputs included
         self.output_names = an.graph.outputs
         self.rngs = nnx.Rngs(dropout=dropout_key)
 

@@ -28,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
 
+from modelspec.runtime.chunks import StepChunks, scan_chunk
 from modelspec.runtime.data.dataset import ArrayDataset
-from modelspec.runtime.steps import make_train_step, scan_unroll
+from modelspec.runtime.steps import make_train_step
 
 __all__ = ["CPU_BUDGET_BYTES", "DeviceData", "resident_budget", "resident_data"]
 
@@ -63,7 +64,8 @@ def _numeric_arrays(dataset: Any) -> bool:
     if not isinstance(dataset, ArrayDataset) or len(dataset) == 0:
         return False
     arrays = (*dataset.inputs.values(), *dataset.targets.values())
-    return all(np.asarray(a[:0]).dtype.kind in "biuf" for a in arrays)
+    # ndarrays only: streamed image files (`ImageFiles`) are decoded per batch instead
+    return all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays)
 
 
 def resident_data(session: Any, dataset: ArrayDataset, **batching: Any) -> DeviceData | None:
@@ -103,7 +105,7 @@ class DeviceData:
         self.arrays = jax.device_put(jax.tree_util.tree_map(np.asarray, arrays), self.replicated)
         self._step = make_train_step(session.graphdef, session.tx, session.objective, dist)
         self._shardings = session.shardings
-        self._compiled: dict[int, Callable] = {}
+        self._chunks = self._make_chunks()
         self._epoch: tuple[tuple[int, int], Any] | None = None
 
     def _tables(self, epoch: int, base: int) -> tuple:
@@ -119,40 +121,43 @@ class DeviceData:
         return self._epoch[1]
 
     def train(self, state: Any, epoch: int, index: int, count: int, step: int) -> Any:
-        """Run batches `index .. index + count - 1` of `epoch` in one dispatch; `step`
-        is the host's count of steps taken before them (= `state.step`)."""
-        rows, mask, base = self._tables(epoch, step - index)
-        return self._jitted(count)(state, self.arrays, rows, mask, base)
+        """Run batches `index .. index + count - 1` of `epoch` (one dispatch, or one per
+        step, as `StepChunks` decides); `step` is the host's count of steps taken
+        before them (= `state.step`)."""
+        args = (self.arrays, *self._tables(epoch, step - index))
+        return self._chunks.run(state, count, step, lambda i: args, args)
 
-    def _jitted(self, count: int) -> Callable:
-        """One compiled program per chunk length (like the host path's stacked chunks:
-        only a shorter last chunk of an epoch compiles a second one)."""
-        if count not in self._compiled:
-            step, batch_sharding = self._step, self.batch_sharding
+    def _jit(self, fn: Callable) -> Callable:
+        table, rep = self.table_sharding, self.replicated
+        return jax.jit(
+            fn,
+            donate_argnums=0,
+            in_shardings=(self._shardings, rep, table, table, rep),
+            out_shardings=self._shardings,
+        )
 
-            def one(state, arrays, rows, mask, base):
-                i = state.step - base
-                index = jax.lax.dynamic_index_in_dim(rows, i, keepdims=False)
-                batch = {
-                    **jax.tree_util.tree_map(
-                        lambda a: jnp.take(a, index, axis=0, mode="clip"), arrays
-                    ),
-                    "mask": jax.lax.dynamic_index_in_dim(mask, i, keepdims=False),
-                }
-                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-                return step(state, batch)
+    def _make_chunks(self) -> StepChunks:
+        """The single step that gathers its own batch (row `state.step - base` of the
+        epoch's table) and, per chunk length, the fused program of several (like the
+        host path's stacked chunks: only a shorter last chunk of an epoch compiles a
+        second one)."""
+        step, batch_sharding = self._step, self.batch_sharding
 
+        def one(state, arrays, rows, mask, base):
+            i = state.step - base
+            index = jax.lax.dynamic_index_in_dim(rows, i, keepdims=False)
+            batch = {
+                **jax.tree_util.tree_map(lambda a: jnp.take(a, index, axis=0, mode="clip"), arrays),
+                "mask": jax.lax.dynamic_index_in_dim(mask, i, keepdims=False),
+            }
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            return step(state, batch)
+
+        def fused(count: int, mode: str) -> Callable:
             def many(state, arrays, rows, mask, base):
-                def body(s, _):
-                    return one(s, arrays, rows, mask, base), None
+                body = lambda s, _: one(s, arrays, rows, mask, base)  # noqa: E731
+                return scan_chunk(body, state, None, count, mode)
 
-                return jax.lax.scan(body, state, None, length=count, unroll=scan_unroll())[0]
+            return self._jit(many)
 
-            table, rep = self.table_sharding, self.replicated
-            self._compiled[count] = jax.jit(
-                one if count == 1 else many,
-                donate_argnums=0,
-                in_shardings=(self._shardings, rep, table, table, rep),
-                out_shardings=self._shardings,
-            )
-        return self._compiled[count]
+        return StepChunks(self._jit(one), fused)

@@ -19,6 +19,7 @@ from modelspec.compiler.model import FILTERS, CompiledModel, split
 from modelspec.compiler.sharding import mesh as distribute
 from modelspec.errors import SpecError
 from modelspec.runtime.data.dataset import Datasets, load_data
+from modelspec.runtime.host_stage import HostStage
 from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
 from modelspec.runtime.optim.loss_scale import loss_scale_optimizer, uses_loss_scaling
@@ -47,6 +48,8 @@ class Session:
     predict_step: Any = None
     dist: Any = None
     shardings: Any = None
+    host: HostStage | None = None
+    """The model's host (text) layers; falsy when it has none (`runtime/host_stage.py`)."""
 
     @property
     def base_dir(self) -> Path:
@@ -120,7 +123,15 @@ def open_session(
     shardings = distribute.state_shardings(dist, jax.eval_shape(init))
     state = jax.jit(init, out_shardings=shardings)()
     session = Session(
-        spec, datasets, graphdef, objective, tx, state, dist=dist, shardings=shardings
+        spec,
+        datasets,
+        graphdef,
+        objective,
+        tx,
+        state,
+        dist=dist,
+        shardings=shardings,
+        host=HostStage(spec),
     )
     spe = spec.train.steps_per_execution
     if objective is not None:

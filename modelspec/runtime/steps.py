@@ -2,7 +2,8 @@
 
 The train step is one `jax.jit` over a pure pytree (`TrainState`), with the model merged
 from (graphdef, state) inside and the state buffers donated. `steps_per_execution > 1`
-fuses several steps into one dispatch with `jax.lax.scan` over stacked batches.
+runs chunks of steps over stacked batches, fused into one dispatch or not as
+`modelspec.runtime.chunks` decides.
 Metric states ride along in the TrainState, so nothing is read back per step.
 """
 
@@ -19,6 +20,7 @@ import optax
 from jax.sharding import PartitionSpec
 
 from modelspec.compiler.model import ModelState
+from modelspec.runtime.chunks import StepChunks, scan_chunk
 from modelspec.runtime.objective.objective import Objective
 from modelspec.runtime.optim.loss_scale import find_loss_scale, scaled_value_and_grad
 
@@ -99,31 +101,60 @@ def _active(dist):
 
 
 def jit_train(step: Callable, steps_per_execution: int, dist=None, shardings=None) -> Callable:
-    """Jit one step, or a scan of several over batches stacked on a leading axis, with
-    explicit state/batch shardings and the state donated."""
+    """Jit one step, or (steps_per_execution > 1) a `TrainChunks` that runs chunks of
+    batches stacked on a leading axis as `modelspec.runtime.chunks` decides; explicit
+    state/batch shardings, the state donated."""
     kw = {}
     if dist is not None:
-        spec = (
-            dist.batch_spec if steps_per_execution == 1 else PartitionSpec(None, *dist.batch_spec)
-        )
-        kw = {"in_shardings": (shardings, dist.sharding(spec)), "out_shardings": shardings}
+        kw = {
+            "in_shardings": (shardings, dist.sharding(dist.batch_spec)),
+            "out_shardings": shardings,
+        }
     if steps_per_execution == 1:
         return jax.jit(step, donate_argnums=0, **kw)
+    if dist is not None:
+        stacked = dist.sharding(PartitionSpec(None, *dist.batch_spec))
+        rep = dist.sharding(PartitionSpec())
+        kw = {"in_shardings": (shardings, stacked), "out_shardings": shardings}
+        one_kw = {"in_shardings": (shardings, stacked, rep), "out_shardings": shardings}
+    else:
+        one_kw = {}
 
-    def many(state, batches):
-        return jax.lax.scan(lambda s, b: (step(s, b), None), state, batches, unroll=scan_unroll())[
-            0
-        ]
+    def one(state, batches, i):  # step i of a stacked chunk
+        batch = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), batches
+        )
+        return step(state, batch)
 
-    return jax.jit(many, donate_argnums=0, **kw)
+    def fused(count: int, mode: str) -> Callable:
+        def many(state, batches):
+            return scan_chunk(step, state, batches, count, mode)
+
+        return jax.jit(many, donate_argnums=0, **kw)
+
+    return TrainChunks(StepChunks(jax.jit(one, donate_argnums=0, **one_kw), fused))
 
 
-def scan_unroll() -> bool | int:
-    """How far a fused multi-step scan is unrolled: fully on CPU, where XLA runs the
-    matmuls and convolutions of a while-loop body up to 10x slower than the same ops
-    in straight-line code (the digits CNN at steps_per_execution 8: 1.1k vs 12k
-    samples/s); compile time then grows with steps_per_execution. Elsewhere a loop."""
-    return True if jax.default_backend() == "cpu" else 1
+class TrainChunks:
+    """(state, stacked batches) -> state for the host path at steps_per_execution > 1.
+
+    The chunk's global step decides its program (`StepChunks`); it is known without a
+    device sync when `state` is the one this object returned last (the trainer's loop),
+    and read from `state.step` once otherwise (a fresh or restored state)."""
+
+    def __init__(self, chunks: StepChunks):
+        self.chunks = chunks
+        self._last: tuple[Any, int] | None = None  # (step array returned, its value)
+
+    def __call__(self, state: TrainState, batches) -> TrainState:
+        count = jax.tree_util.tree_leaves(batches)[0].shape[0]
+        if self._last is not None and state.step is self._last[0]:
+            first = self._last[1]
+        else:
+            first = int(state.step)
+        out = self.chunks.run(state, count, first, lambda i: (batches, np.int32(i)), (batches,))
+        self._last = (out.step, first + count)
+        return out
 
 
 def make_eval_step(graphdef, objective: Objective, dist=None, shardings=None) -> Callable:

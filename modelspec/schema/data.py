@@ -8,28 +8,16 @@ names its reader there (`reader`), so adding a kind of source touches no dispatc
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from modelspec.schema.base import PositiveInt, SpecModel, UnitInterval
-from modelspec.schema.vocabulary import Registered, tagged_union
+from modelspec.schema.data_source import SourceSpec, distinct_names
+from modelspec.schema.vocabulary import tagged_union
 
 SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 """Toy datasets bundled inside scikit-learn (`sklearn.datasets.load_*`): no download."""
-
-
-class SourceSpec(Registered):
-    """Base of every data source; each kind registers itself under its `type` and names
-    the function that reads it."""
-
-    registry: ClassVar[dict[str, type[SourceSpec]]] = {}
-    reader: ClassVar[str]
-    """`module:function` reading the source into named raw arrays, called as
-    `reader(source, raw, ctx)` with a `ReadContext` (`modelspec.runtime.data.raw`)."""
-
-    type: str
-    """Source kind."""
 
 
 class SklearnSource(SourceSpec):
@@ -78,18 +66,50 @@ class NpySource(SourceSpec):
     """Model output name -> `.npy` file (relative to the spec file's directory)."""
 
 
+class ColumnTarget(SpecModel):
+    """A target column (CSV) or field (JSONL) holding class names, with the classes
+    listed: label `i` is `classes[i]`."""
+
+    column: str | int
+    """The column: its header name or 0-based index (CSV), or the field name (JSONL)."""
+    classes: list[str] | None = Field(None, min_length=1)
+    """The class names in label order; a value not listed is an error naming its line.
+    Default: the sorted distinct values of the training data's column (the validation
+    data is mapped with the training data's classes)."""
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, value: list[str] | None) -> list[str] | None:
+        return distinct_names(value)
+
+
+ColumnRefs = str | int | Annotated[list[str | int], Field(min_length=1)]
+"""One column (name or 0-based index) or several, stacked in the given order."""
+
+
 class CsvSource(SourceSpec):
-    """A numeric CSV table: one row per example, the feature columns form the model's
-    single input (shape `[n_features]`), the label column its single output."""
+    """A CSV table, one row per example (read with Python's `csv` module: quoted fields
+    may hold delimiters and newlines; UTF-8, a leading byte-order mark skipped).
+
+    Columns are chosen in one of two ways. `label` (with optional `features`): a numeric
+    table whose feature columns form the model's single input (shape `[n_features]`) and
+    whose label column its single output. Or `inputs` and `targets`, mapping model
+    inputs and outputs by name: an input of dtype `string` takes one column as text, a
+    numeric input one or more numeric columns (stacked in order; one column feeds an
+    input of shape `[]` or `[1]`); a target column holding text (no cell is a number)
+    is a class column whose values become class indices 0..K-1 (see `ColumnTarget`), a
+    numeric one is used as is. Class names go to the run's `class_names.json`."""
 
     reader = "modelspec.runtime.data.csv_source:read_csv"
+    class_names_of = "modelspec.runtime.data.csv_source:csv_class_names"
 
     type: Literal["csv"]
     """Source kind: a CSV file."""
     path: str = Field(min_length=1)
     """The CSV file; a relative path is relative to the spec file's directory."""
-    label: str | int
-    """The target column: its header name, or its 0-based index."""
+    label: str | int | None = None
+    """The target column: its header name, or its 0-based index (exclusive with
+    `inputs`/`targets`)."""
     features: list[str | int] | None = Field(None, min_length=1)
     """Feature columns (names or 0-based indices), in input order. Default: every
     column except `label`."""
@@ -97,10 +117,40 @@ class CsvSource(SourceSpec):
     """Whether the first row holds column names."""
     delimiter: str = Field(",", min_length=1, max_length=1)
     """Field separator (one character)."""
+    inputs: dict[str, ColumnRefs] | None = Field(None, min_length=1)
+    """Model input name -> its column(s), by header name or 0-based index (exclusive
+    with `label`/`features`)."""
+    targets: dict[str, str | int | ColumnTarget] | None = None
+    """Model output name -> its target column, or `{column: c, classes: [...]}` to fix
+    the class order of a class-name column."""
+
+    @field_validator("inputs", "targets")
+    @classmethod
+    def _one_way(cls, value: object, info: ValidationInfo) -> object:
+        given = [f for f in ("label", "features") if info.data.get(f) is not None]
+        if given:
+            raise ValueError(
+                f"`{info.field_name}` cannot be combined with `{given[0]}`: choose columns "
+                "either with `label`/`features` (one numeric input and output) or with "
+                "`inputs`/`targets` (model names -> columns)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _names_need_header(self) -> CsvSource:
-        named = [c for c in [self.label, *(self.features or [])] if isinstance(c, str)]
+        if self.label is None and self.inputs is None and self.targets is None:
+            raise ValueError(
+                "a csv source needs `label` (and optionally `features`), or `inputs` and "
+                "`targets` mapping model inputs and outputs to columns"
+            )
+        mapped = [
+            *(c for v in (self.inputs or {}).values() for c in (v if isinstance(v, list) else [v])),
+            *(
+                t.column if isinstance(t, ColumnTarget) else t
+                for t in (self.targets or {}).values()
+            ),
+        ]
+        named = [c for c in [self.label, *(self.features or []), *mapped] if isinstance(c, str)]
         if named and not self.header:
             raise ValueError(
                 f"column name {named[0]!r} used but `header` is false; refer to columns "
@@ -109,84 +159,45 @@ class CsvSource(SourceSpec):
         return self
 
 
-IMAGE_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5")
-"""The `interpolation`s Keras's JAX backend resizes with (`ops.image.resize`)."""
-_TF_ONLY_INTERPOLATIONS = ("area", "gaussian", "mitchellcubic")
+# The class-folder sources register here, keeping the union's order (csv, folders, jsonl).
+from modelspec.schema.data_folders import (  # noqa: E402, F401 - re-exported, registered
+    IMAGE_INTERPOLATIONS,
+    ImageFolderSource,
+    TextFolderSource,
+)
 
 
-class ImageFolderSource(SourceSpec):
-    """Image files in one folder per class, read like Keras's
-    `keras.utils.image_dataset_from_directory(directory, labels="inferred")`: the class
-    subfolders (sorted, or `class_names`) give the labels, every `.bmp .gif .jpeg .jpg
-    .png` file below a class folder is one example (other files are skipped), in
-    Keras's order, decoded with Pillow, converted to `color_mode`, resized to
-    `image_size` as Keras's `ops.image.resize` does, as float32 in [0, 255].
+class JsonlSource(SourceSpec):
+    """JSON Lines: one JSON object per line (UTF-8; blank lines skipped), one example
+    per object. `inputs` and `targets` map model inputs and outputs to field names: an
+    input of dtype `string` takes one string field as text; a numeric input one field
+    holding a number or a (nested) list of numbers of the same shape on every line, or
+    several number fields stacked in order. A target field holding strings is a class
+    field whose values become class indices 0..K-1 (see `ColumnTarget`); one holding
+    numbers (or lists of numbers) is used as is. Class names go to the run's
+    `class_names.json`."""
 
-    Feeds a model with one input (shape `[height, width, channels]`) and one output.
-    The images are decoded into memory once per run: `N * height * width * channels * 4`
-    bytes, refused above 4 GiB. Keras's `shuffle`, `seed`, `validation_split` and
-    `subset` are not arguments here: the `data` section's `shuffle`, `seed` and
-    `validation_split` (with `split: last` for Keras's cut of the last files) do that.
-    The folder must lie inside the spec's folder or repository (`--allow-outside`
-    lifts this), judged by where symlinks point."""
+    reader = "modelspec.runtime.data.jsonl_source:read_jsonl"
+    class_names_of = "modelspec.runtime.data.jsonl_source:jsonl_class_names"
 
-    reader = "modelspec.runtime.data.image_folder:read_image_folder"
+    type: Literal["jsonl"]
+    """Source kind: a JSON Lines file."""
+    path: str = Field(min_length=1)
+    """The `.jsonl` file; a relative path is relative to the spec file's directory."""
+    inputs: dict[str, str | Annotated[list[str], Field(min_length=1)]] = Field(min_length=1)
+    """Model input name -> its field, or several number fields stacked in order."""
+    targets: dict[str, str | ColumnTarget]
+    """Model output name -> its target field, or `{column: field, classes: [...]}` to
+    fix the class order of a class-name field."""
 
-    type: Literal["image_folder"]
-    """Source kind: a folder of images, one subfolder per class."""
-    directory: str = Field(min_length=1)
-    """The folder holding one subfolder per class; relative to the spec file's folder."""
-    labels: Literal["inferred"] = "inferred"
-    """Labels come from the class subfolders (Keras's other choices, a list of labels
-    or `None`, are not supported: training needs labels tied to folders)."""
-    label_mode: Literal["int", "categorical", "binary"] = "int"
-    """How labels are encoded: `int` class indices (sparse losses), `categorical`
-    one-hot vectors, or `binary` 0/1 floats of shape `[1]` (exactly two classes)."""
-    class_names: list[str] | None = Field(None, min_length=1)
-    """The class subfolders to use, in label order (a subset of the subfolders).
-    Default: every subfolder not starting with `.`, sorted alphanumerically."""
-    color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
-    """Channels the images are converted to: 1, 3 or 4."""
-    image_size: tuple[PositiveInt, PositiveInt] = (256, 256)
-    """`[height, width]` every image is resized to."""
-    interpolation: Literal[
-        "bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", *_TF_ONLY_INTERPOLATIONS
-    ] = "bilinear"
-    """Resampling used when resizing (no antialiasing, as in Keras)."""
-    crop_to_aspect_ratio: bool = False
-    """Resize without distortion by cropping the largest centred window of the target
-    aspect ratio first."""
-    pad_to_aspect_ratio: bool = False
-    """Resize without distortion by padding the image with zeros (evenly on both sides
-    of the short axis) to the target aspect ratio first."""
-    follow_links: bool = False
-    """Descend into subfolders that are symlinks (class folders are always followed)."""
-
-    @field_validator("interpolation")
+    @field_validator("targets")
     @classmethod
-    def _jax_interpolation(cls, value: str) -> str:
-        if value in _TF_ONLY_INTERPOLATIONS:
-            raise ValueError(
-                f"interpolation {value!r} is only available with Keras's TensorFlow "
-                f"backend; use one of {', '.join(IMAGE_INTERPOLATIONS)}"
-            )
-        return value
-
-    @field_validator("class_names")
-    @classmethod
-    def _distinct_classes(cls, value: list[str] | None) -> list[str] | None:
-        repeated = sorted({n for n in value or [] if value.count(n) > 1})
-        if repeated:
-            raise ValueError(f"class names must be distinct; repeated: {repeated}")
-        return value
-
-    @field_validator("pad_to_aspect_ratio")
-    @classmethod
-    def _pad_or_crop(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("crop_to_aspect_ratio"):
-            raise ValueError(
-                "only one of `crop_to_aspect_ratio` and `pad_to_aspect_ratio` can be true"
-            )
+    def _named_fields(cls, value: dict[str, str | ColumnTarget]) -> dict:
+        for target in value.values():
+            if isinstance(target, ColumnTarget) and not isinstance(target.column, str):
+                raise ValueError(
+                    f"JSON fields are named: `column: {target.column}` must be a field name"
+                )
         return value
 
 
@@ -225,6 +236,16 @@ class DataSpec(SpecModel):
     """Reshuffle the training samples every epoch (false: file order)."""
     drop_remainder: bool = False
     """Skip the last, partial batch of each epoch instead of padding and masking it."""
+    workers: PositiveInt | None = None
+    """Background threads that build training batches ahead of the step (decoding
+    streamed images, gathering rows), like Keras's `PyDataset(workers=...)`. Default:
+    the machine's CPU count, at most 32. Batches are the same for any value: only
+    speed changes."""
+    max_queue_size: PositiveInt | None = None
+    """Training batches (of `steps_per_execution` steps each) built ahead of the one
+    the step is using, like Keras's `PyDataset(max_queue_size=...)`; the host holds at
+    most `max_queue_size + 2` of them. Default: enough to keep every worker busy (at
+    least 2, at most 16)."""
     allow_nonfinite: bool = False
     """Let NaN and ±inf through in float features and in the float targets of
     non-sparse losses. By default they are an error before step 1, reported with the

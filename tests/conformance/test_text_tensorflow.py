@@ -130,3 +130,19 @@ def test_hashing_equals_keras(layer):
     rng = np.random.default_rng(3)
     test = rng.choice(np.array(WORDS, dtype=object), (10, 3)).tolist()
     compare({"type": "Hashing", **layer}, (3,), "string", None, test)
+
+
+def test_fortunes_example_vectorization_equals_keras():
+    """The text example's TextVectorization (examples/fortunes/classifier.yaml), adapted
+    on its 951 real texts, learns Keras's vocabulary and encodes them as Keras does."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "fortunes"
+    spec = yaml.safe_load((root / "classifier.yaml").read_text(encoding="utf-8"))
+    layer = dict(spec["model"]["layers"][0])
+    files = sorted((root / "data").glob("*/*.txt"))
+    corpus = [f.read_text(encoding="utf-8") for f in files]
+    assert len(corpus) == 951
+    compare(layer, (), "string", corpus, corpus[::7])

@@ -1,5 +1,6 @@
 """Checking loaded arrays against the model before step 1: feature shapes and dtypes
-against `model.inputs`, labels against the outputs and their loss (e.g. sparse labels
+against `model.inputs` (a `string` input takes an object array of `str`, the canonical
+form of text; text for a numeric input and numbers for a text one are refused), labels against the outputs and their loss (e.g. sparse labels
 within the output size), and float data for NaN/inf (unless `data.allow_nonfinite`).
 Every problem becomes one positioned Diagnostic."""
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from modelspec.errors import short_repr
 from modelspec.runtime.data.finite import find_nonfinite
 from modelspec.runtime.data.raw import RawArray, RawSource, Reporter
 from modelspec.schema.losses import LOSS_ALIASES, LOSS_TYPES, LabelKind, LossSpec
@@ -104,6 +106,17 @@ def _not_numeric(raw: RawSource, item: RawArray, role: str, rep: Reporter) -> bo
         return True
     if item.array.dtype.kind in "biuf":
         return False
+    first = _first_text(item)
+    if first is not None:
+        rep.error(
+            item.path,
+            f"{raw.label}: {item.what} has dtype {item.array.dtype}, which is not numeric "
+            f"({role}): it holds text ({first})",
+            received=str(item.array.dtype),
+            hint="Feed text to an input declared `dtype: string` (read by a text layer), "
+            "or encode it as numbers.",
+        )
+        return True
     rep.error(
         item.path,
         f"{raw.label}: {item.what} has dtype {item.array.dtype}, which is not numeric ({role})",
@@ -111,6 +124,71 @@ def _not_numeric(raw: RawSource, item: RawArray, role: str, rep: Reporter) -> bo
         hint="Store numbers (encode categories and text as integers first).",
     )
     return True
+
+
+def _row(item: RawArray, flat_index: int) -> str:
+    """The row of the `flat_index`-th element of `item`, as users find it in the file."""
+    row = int(np.unravel_index(flat_index, item.array.shape)[0])
+    return f"row {row + 1} (line {item.lines[row]})" if item.lines else f"sample {row}"
+
+
+def _first_text(item: RawArray) -> str | None:
+    """`'value' in row r (line l)` for the first `str` of a text or object array."""
+    if item.array.dtype.kind == "U":
+        if not item.array.size:
+            return "str"
+        return f"{short_repr(str(item.array.reshape(-1)[0]))} in {_row(item, 0)}"
+    if item.array.dtype.kind != "O":
+        return None
+    for i, value in enumerate(item.array.reshape(-1)):
+        if isinstance(value, str):
+            return f"{short_repr(value)} in {_row(item, i)}"
+    return None
+
+
+def _check_text(
+    raw: RawSource, name: str, item: RawArray, want: TensorType, rep: Reporter
+) -> np.ndarray | None:
+    """A `string` input's array as an object array of `str` (NumPy `U` arrays are
+    converted); None, reported with the first offending row, for anything else."""
+    role = f"model input {name!r}"
+    arr = item.array
+    if arr.ndim == 0:
+        rep.error(
+            item.path,
+            f"{raw.label}: {item.what} is a scalar; {role} needs one row per example",
+            received=f"shape {arr.shape}",
+        )
+        return None
+    if arr.dtype.kind == "U":
+        arr = arr.astype(object)
+    bad = None
+    if arr.dtype.kind == "O":
+        bad = next((i for i, v in enumerate(arr.reshape(-1)) if not isinstance(v, str)), None)
+    if arr.dtype.kind != "O" or bad is not None:
+        value = arr.reshape(-1)[bad] if bad is not None else None
+        found = (
+            f"{short_repr(value)} in {_row(item, bad)}" if bad is not None else f"dtype {arr.dtype}"
+        )
+        rep.error(
+            item.path,
+            f"{raw.label}: {item.what} holds {found}, but {role} has dtype string and "
+            "takes text only",
+            received=short_repr(value) if bad is not None else str(arr.dtype),
+            hint="Map a text column to it (every value a string), or declare the input "
+            "with a numeric dtype.",
+        )
+        return None
+    if not _dims_match(arr.shape[1:], want.shape[1:]):
+        rep.error(
+            item.path,
+            f"{raw.label}: {item.what} has shape {_shape_n(arr.shape[1:])} but {role} "
+            f"expects {format_shape(want.shape)}",
+            received=_shape_n(arr.shape[1:]),
+            hint="A text input takes one string per example: shape [] (or [1]).",
+        )
+        return None
+    return arr
 
 
 def _numpy_dtype(name: str) -> np.dtype:
@@ -129,6 +207,8 @@ def _check_input(
     rep: Reporter,
     allow_nonfinite: bool,
 ) -> np.ndarray | None:
+    if want.dtype == "string":
+        return _check_text(raw, name, item, want, rep)
     role = f"model input {name!r}"
     if _not_numeric(raw, item, role, rep):
         return None

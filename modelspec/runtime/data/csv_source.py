@@ -1,20 +1,43 @@
-"""The `csv` data source: a numeric table whose columns feed one input and one output.
+"""The `csv` data source: a numeric table whose columns feed one input and one output
+(`label`/`features`), or columns mapped to model inputs and outputs by name
+(`inputs`/`targets`: text, numeric and class-name columns, mapped in `text_columns`).
 
-Cells are parsed here, row by row, so a bad cell is reported with its row, file line and
-column; the feature matrix keeps its column names and line numbers for the same reason,
-so the later checks (e.g. non-finite values) can point at a cell too.
+The file is read strictly as UTF-8 (a bad byte is reported with its offset and line),
+with the stdlib `csv` module (quoted fields may hold delimiters and newlines). Cells are
+parsed here, row by row, so a bad cell is reported with its row, file line and column;
+the feature matrix keeps its column names and line numbers for the same reason, so the
+later checks (e.g. non-finite values) can point at a cell too.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
+from pathlib import Path
 
 import numpy as np
 
 from modelspec.errors import choices_hint, short_repr
-from modelspec.runtime.data.raw import RawArray, RawSource, ReadContext, Reporter, SpecPath
+from modelspec.runtime.data.raw import (
+    RawArray,
+    RawSource,
+    ReadContext,
+    Reporter,
+    SpecPath,
+)
+from modelspec.runtime.data.text_columns import (
+    Column,
+    Table,
+    quiet_context,
+    read_mapped,
+    target_class_names,
+)
+from modelspec.runtime.data.utf8 import TextFileError, read_utf8
 from modelspec.schema.data import CsvSource
+
+Rows = list[tuple[int, list[str]]]
+"""(file line the row starts on, cells) of every non-blank row."""
 
 
 def _column(
@@ -47,29 +70,104 @@ def _column(
     return None
 
 
+def parse_rows(file: Path, delimiter: str) -> Rows:
+    """The non-blank rows of a CSV file read strictly as UTF-8 (`TextFileError`, naming
+    the file, when it is not UTF-8 or not CSV)."""
+    text = read_utf8(file, bom=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: Rows = []
+    try:
+        start = 1
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise TextFileError(
+            f"{str(file)!r} is not valid CSV: line {reader.line_num}: {exc}"
+        ) from None
+    return rows
+
+
+def _load(
+    source: CsvSource, raw: RawSource, ctx: ReadContext
+) -> tuple[Path, list[str] | None, Rows] | None:
+    """(file, header names, data rows); None when the file cannot be read or has no data
+    rows (reported on `path`)."""
+    at_path = (*raw.where, "path")
+    file = ctx.file(raw, source.path, at_path)
+    if file is None:
+        return None
+    try:
+        rows = parse_rows(file, source.delimiter)
+    except TextFileError as exc:
+        ctx.rep.error(at_path, f"{raw.label}: {exc.message}", hint=exc.hint)
+        return None
+    names = [c.strip() for c in rows.pop(0)[1]] if source.header and rows else None
+    if not rows:
+        ctx.rep.error(at_path, f"{raw.label}: {str(file)!r} has no data rows")
+        return None
+    return file, names, rows
+
+
+def _table(source: CsvSource, raw: RawSource, ctx: ReadContext, loaded: tuple) -> Table | None:
+    """The rows as a `Table` for the `inputs`/`targets` mapping; None (reported) when a
+    row has another number of cells than the header."""
+    file, names, rows = loaded
+    ncols = len(names) if names is not None else len(rows[0][1])
+    for r, (line, row) in enumerate(rows):
+        if len(row) != ncols:
+            ctx.rep.error(
+                (*raw.where, "path"),
+                f"{raw.label}: row {r + 1} (line {line}) of {str(file)!r} has {len(row)} "
+                f"columns, expected {ncols}",
+                received=row,
+                hint="Quote cells that hold the delimiter or a newline.",
+            )
+            return None
+
+    def column(ref: str | int, at: SpecPath) -> Column | None:
+        index = _column(ctx.rep, raw, ref, names, ncols, at)
+        if index is None:
+            return None
+        what = f"column {names[index]!r}" if names is not None else f"column {index}"
+        return Column(what, [row[index] for _, row in rows], cells=True)
+
+    return Table([line for line, _ in rows], column)
+
+
+def csv_class_names(
+    source: CsvSource, base_dir: Path, outputs: list[str]
+) -> dict[str, tuple[list[str], str]]:
+    """Class names of the class-name target columns (for the run's `class_names.json`),
+    as the training data was mapped."""
+    if source.label is not None:
+        return {}
+    raw, ctx = quiet_context(base_dir)
+    loaded = _load(source, raw, ctx)
+    return target_class_names(source, _table(source, raw, ctx, loaded) if loaded else None)
+
+
 def read_csv(source: CsvSource, raw: RawSource, ctx: ReadContext) -> None:
-    """Read the feature columns into the model's one input and the label column into its
-    one output, as float64; every unreadable cell's column is reported once."""
+    """With `label`: the feature columns into the model's one input and the label column
+    into its one output, as float64, every unreadable cell's column reported once. With
+    `inputs`/`targets`: each mapped column into its model input or output."""
+    if source.label is None:
+        loaded = _load(source, raw, ctx)
+        table = _table(source, raw, ctx, loaded) if loaded is not None else None
+        if table is not None:
+            read_mapped(source, raw, ctx, table)
+        return
     rep = ctx.rep
     names = ctx.single_input_output(source, raw)
     if names is None:
         return
     inp, out = names
     at_path = (*raw.where, "path")
-    file = ctx.file(raw, source.path, at_path)
-    if file is None:
+    loaded = _load(source, raw, ctx)
+    if loaded is None:
         return
-    try:
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=source.delimiter)
-            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        rep.error(at_path, f"{raw.label}: could not read {str(file)!r}: {exc}")
-        return
-    names = [c.strip() for c in rows.pop(0)[1]] if source.header and rows else None
-    if not rows:
-        rep.error(at_path, f"{raw.label}: {str(file)!r} has no data rows")
-        return
+    _, names, rows = loaded
     ncols = len(names) if names is not None else len(rows[0][1])
     label = _column(rep, raw, source.label, names, ncols, (*raw.where, "label"))
     if source.features is None:

@@ -192,6 +192,7 @@ def load_data(
     if data.validation is not None:
         sources.append(("validation", data.validation))
     checked: dict[str, ArrayDataset | None] = {}
+    learned: dict[Any, Any] = {}  # e.g. training classes the validation data must use
     for split, source in sources:
         raw = read_source(
             source,
@@ -201,6 +202,7 @@ def load_data(
             needed_outputs=needed,
             base_dir=Path(base_dir),
             rep=rep,
+            learned=learned,
         )
         arrays = check_arrays(
             raw,
@@ -212,7 +214,8 @@ def load_data(
         )
         checked[split] = ArrayDataset(*arrays) if arrays is not None else None
     train, validation = checked["train"], checked.get("validation")
-    if train is not None and data.validation_split:
+    knock_on = train is not None and len(train) == 0 and rep.diagnostics  # reader failed
+    if train is not None and data.validation_split and not knock_on:
         n = len(train)
         k = split_index(n, data.validation_split)
         if k in (0, n):

@@ -35,6 +35,9 @@ def find_nonfinite(array: np.ndarray, dtype: np.dtype) -> NonFinite | None:
     cast to `dtype`; None when every value is finite."""
     if array.ndim == 0 or array.size == 0:
         return None
+    finite_as = getattr(array, "finite_as", None)  # data read lazily that bounds its values
+    if finite_as is not None and finite_as(dtype):  # (streamed images): nothing to decode
+        return None
     row_bytes = max(1, array.itemsize * (array.size // array.shape[0]))
     step = max(1, CHUNK_BYTES // row_bytes)
     count, first, value = 0, None, 0.0

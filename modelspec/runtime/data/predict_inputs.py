@@ -104,6 +104,8 @@ def _castable(name: str, array: np.ndarray, want: TensorType, rep: Reporter) -> 
     """Report (and return False) what no cast to the model dtype can fix, and 0 rows."""
     at = ("--input", name)
     kind = _KINDS.get(array.dtype.kind)
+    if want.dtype == "string" and array.dtype.kind == "U":
+        kind = None  # text for a text input: `check_arrays` takes it from here
     if kind is not None:
         message, hint = kind
         text = message.format(dtype=array.dtype, want=want.dtype)

@@ -80,6 +80,10 @@ class ReadContext:
     needed_outputs: list[str]
     base_dir: Path
     rep: Reporter
+    learned: dict[Any, Any] = field(default_factory=dict)
+    """State the sources of one `load_data` share, in reading order (train first): e.g.
+    the classes a string label column of the training data defines, which the
+    validation data must be mapped with."""
 
     def file(self, raw: RawSource, name: str, at: SpecPath) -> Path | None:
         """`name` resolved against the spec's directory; None (reported at `at`) when it

@@ -57,13 +57,20 @@ def read_source(
     needed_outputs: list[str],
     base_dir: Path,
     rep: Reporter,
+    learned: dict[Any, Any] | None = None,
 ) -> RawSource:
-    """Read `source`; arrays that could not be found or read are left out (and reported)."""
+    """Read `source`; arrays that could not be found or read are left out (and reported).
+    `learned` is shared by the sources of one dataset (see `ReadContext.learned`)."""
     raw = RawSource(describe(source, where), where)
     if not isinstance(source, SourceSpec):  # pragma: no cover - the schema admits no other
         raise TypeError(f"unknown data source {source!r}")
     reader: Reader = load_reference(source.reader)
-    reader(source, raw, ReadContext(model_inputs, model_outputs, needed_outputs, base_dir, rep))
+    shared = learned if learned is not None else {}
+    reader(
+        source,
+        raw,
+        ReadContext(model_inputs, model_outputs, needed_outputs, base_dir, rep, shared),
+    )
     return raw
 
 

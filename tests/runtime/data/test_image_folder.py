@@ -171,7 +171,8 @@ LOSSES = {
 
 @pytest.mark.parametrize("label_mode", ["int", "categorical", "binary"])
 def test_load_data_feeds_model(tree, label_mode):
-    classes = ["cat", "dog"] if label_mode == "binary" else None
+    # the empty class is kept when listed (else refused: test_empty_dataset_and_empty_class)
+    classes = ["cat", "dog"] if label_mode == "binary" else ["cat", "dog", "empty"]
     units = 1 if label_mode == "binary" else 3
     data = DataSpec.model_validate(
         {
@@ -236,8 +237,12 @@ def data_errors(spec) -> list[str]:
     return [d.format() for d in info.value.diagnostics]
 
 
-def copy_tree(tree, tmp_path):
+def copy_tree(tree, tmp_path, *, empty: bool = False):
+    """The tree as training data: without its empty class folder (an error, see
+    `test_empty_dataset_and_empty_class`) unless `empty`."""
     shutil.copytree(tree, tmp_path / "imgs")
+    if not empty:
+        (tmp_path / "imgs" / "empty").rmdir()
     return tmp_path / "imgs"
 
 
@@ -262,8 +267,16 @@ def test_empty_dataset_and_empty_class(tree, tmp_path, capsys):
     (message,) = data_errors(write_spec(tmp_path))
     assert "data.train.directory: data.train (image_folder 'imgs'): no images found" in message
     assert message.startswith(f"{tmp_path / 'spec.yaml'}:6:16:")
-    # an empty class next to full ones: kept (Keras's labels), with a warning
-    spec = write_spec(tmp_path, directory=str(copy_tree(tree, tmp_path / "t")))
+    # an empty class next to full ones: an error naming the folder (Keras keeps it
+    # silently, a class no example has) ...
+    imgs = copy_tree(tree, tmp_path / "t", empty=True)
+    (message,) = data_errors(write_spec(tmp_path, directory=str(imgs)))
+    assert message.startswith(f"{tmp_path / 'spec.yaml'}:6:16: data.train.directory: ")
+    assert f"class folder {str(imgs / 'empty')!r} holds no images" in message
+    assert "list it in `class_names`" in message
+    # ... unless class_names lists it: kept (Keras's labels), with a warning
+    listed = "    image_size: [8, 8]\n    class_names: [cat, dog, empty]\n"
+    spec = write_spec(tmp_path, directory=str(imgs), extra=listed)
     from modelspec.runtime.session import load_datasets
 
     sets = load_datasets(load(spec, []))
@@ -313,11 +326,15 @@ def at(tmp_path, extra: str) -> str:
     [
         ("    class_names: [cat, cow]\n", "class_names", "class 'cow' has no subfolder"),
         ("    label_mode: binary\n", "label_mode", "needs exactly 2 classes, found 3"),
-        ("    image_size: [8, 8]\n", "image_size", "GiB decoded, over the 0 GiB"),
+        (  # over the cap, `in_memory: auto` streams instead (tests/runtime/data/test_streaming.py)
+            "    in_memory: true\n    image_size: [8, 8]\n",
+            "image_size",
+            "GiB decoded, over the 0 GiB",
+        ),
     ],
 )
 def test_read_errors_positioned(tree, tmp_path, monkeypatch, extra, field, words):
-    copy_tree(tree, tmp_path)
+    copy_tree(tree, tmp_path, empty="binary" in extra)  # three classes: "found 3"
     monkeypatch.setattr(image_folder, "MAX_IMAGE_BYTES", 1000)
     (message,) = data_errors(write_spec(tmp_path, extra=extra))
     assert message.startswith(f"{at(tmp_path, extra)}: data.train.{field}: ")

@@ -1,0 +1,153 @@
+"""How steps_per_execution chunks are dispatched (`modelspec.runtime.chunks`): a step
+that loops (an LSTM) runs as single steps, a straight-line one (an MLP) as one fused
+unrolled program on CPU; the first chunk of a fresh run runs as single steps while the
+fused program compiles, and the choice depends only on the chunk's position, so a
+resumed run matches an uninterrupted one bit for bit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from modelspec.runtime.chunks import StepChunks, chunk_mode, has_loops, scan_chunk
+from modelspec.runtime.device_data import resident_data
+from modelspec.runtime.session import open_session
+from tests.runtime.data.test_device_data import assert_same, batching, copy, host_steps
+
+N, BATCH = 40, 4  # 10 batches per epoch
+
+LSTM = "[{type: LSTM, units: 8}, {type: Dense, units: 3}]"
+MLP = "[{type: Flatten}, {type: Dense, units: 8, activation: relu}, {type: Dense, units: 3}]"
+
+
+def write_spec(tmp_path: Path, layers: str) -> Path:
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "d.npz",
+        x=rng.normal(size=(N, 5, 2)).astype("float32"),
+        y=rng.integers(0, 3, N).astype("int32"),
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""\
+name: chunks
+seed: 1
+data: {{train: {{type: npz, path: d.npz}}, batch_size: {BATCH}, shuffle: true}}
+model:
+  inputs: {{x: {{shape: [5, 2]}}}}
+  layers: {layers}
+loss: {{type: SparseCategoricalCrossentropy, from_logits: true}}
+optimizer: {{type: Adam, learning_rate: 0.01}}
+train: {{steps_per_execution: 3}}
+""")
+    return spec
+
+
+def _session(tmp_path: Path, layers: str):
+    return open_session(write_spec(tmp_path, layers), devices=jax.devices()[:1])
+
+
+@pytest.mark.parametrize(("layers", "mode"), [(LSTM, "steps"), (MLP, "unrolled")])
+def test_a_step_that_loops_runs_as_single_steps(tmp_path, layers, mode):
+    """The decision comes from the traced step: the LSTM's scan over time makes it
+    "steps", the MLP is fused and unrolled (on CPU; a rolled scan elsewhere)."""
+    session = _session(tmp_path, layers)
+    resident = resident_data(session, session.data.train, **batching(session))
+    resident.train(copy(session.state), 0, 0, 3, 0)
+    assert resident._chunks.mode == mode
+    host_steps(session, copy(session.state), 0, 0, 3, spe=3)
+    assert session.train_step.chunks.mode == mode
+    args = (resident.arrays, *resident._tables(0, 0))
+    traced = resident._chunks.one.trace(session.state, *args).jaxpr
+    assert chunk_mode(traced, backend="cpu") == mode
+    assert chunk_mode(traced, backend="gpu") == "scan"
+
+
+def test_loop_detection_looks_inside_nested_jaxprs():
+    def inner(x):
+        return jax.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x)
+
+    def nested(x):
+        return jax.lax.cond(x.sum() > 0, jax.jit(inner), lambda v: v, x)
+
+    x = jnp.ones(3)
+    assert has_loops(jax.make_jaxpr(nested)(x))
+    assert has_loops(jax.make_jaxpr(jax.grad(lambda v: inner(v).sum()))(x))
+    assert not has_loops(jax.make_jaxpr(lambda v: jnp.tanh(v @ jnp.ones((3, 3))))(x))
+
+
+class Spy:
+    """A jitted single step that counts its dispatches."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = jax.jit(fn), 0
+
+    def trace(self, *args):
+        return self.fn.trace(*args)
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+@pytest.mark.parametrize("loops", [False, True])
+def test_first_chunk_runs_single_steps_and_later_ones_fuse(loops):
+    """Position decides: the chunk at step 0 runs as single steps (the fused program
+    compiles meanwhile), later chunks in one dispatch, unless the step loops."""
+
+    def step(state, x):
+        h = state["w"] * x
+        if loops:
+            h = jax.lax.fori_loop(0, 2, lambda i, c: jnp.sin(c), h)
+        return {"w": state["w"] - 0.1 * jnp.cos(h), "step": state["step"] + 1}
+
+    one = Spy(lambda s, x: step(s, x))
+    fused: list[tuple[int, str]] = []
+
+    def make_fused(count: int, mode: str):
+        fused.append((count, mode))
+        xs = jnp.ones(count)
+        return jax.jit(lambda s, x: scan_chunk(lambda c, _: step(c, x), s, xs, count, mode))
+
+    chunks = StepChunks(one, make_fused)
+    state = {"w": jnp.full(3, 0.5), "step": jnp.int32(0)}
+    args = (jnp.float32(1.5),)
+    state = chunks.run(state, 4, 0, lambda i: args, args)
+    assert one.calls == 4
+    assert fused == ([] if loops else [(4, "unrolled")])
+    state = chunks.run(state, 4, 4, lambda i: args, args)
+    assert one.calls == (8 if loops else 4)
+    state = chunks.run(state, 2, 8, lambda i: args, args)  # a shorter last chunk
+    assert one.calls == (10 if loops else 4)
+    assert int(state["step"]) == 10
+    reference = {"w": jnp.full(3, 0.5), "step": jnp.int32(0)}
+    for _ in range(10):
+        reference = step(reference, args[0])
+    np.testing.assert_allclose(state["w"], reference["w"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [LSTM, MLP])
+def test_resumed_chunks_equal_an_uninterrupted_run(tmp_path, layers):
+    """Two epochs in chunks of 3 with one DeviceData, vs stopping after the second
+    chunk and continuing with a fresh one (as a resumed process does): bit-identical,
+    and the host path's chunks give the same states."""
+    session = _session(tmp_path, layers)
+    kw, steps = batching(session), session.data.train.num_batches(BATCH, False)
+    chunks = [(e, b, min(3, steps - b)) for e in range(2) for b in range(0, steps, 3)]
+
+    def run(resident, state, todo):
+        for epoch, b, count in todo:
+            state = resident.train(state, epoch, b, count, epoch * steps + b)
+        return state
+
+    whole = run(resident_data(session, session.data.train, **kw), copy(session.state), chunks)
+    part = run(resident_data(session, session.data.train, **kw), copy(session.state), chunks[:2])
+    resumed = run(resident_data(session, session.data.train, **kw), copy(part), chunks[2:])
+    assert_same(resumed, whole)
+    host = copy(session.state)
+    for epoch in range(2):
+        host = host_steps(session, host, epoch, 0, steps, spe=3)
+    assert_same(host, whole)

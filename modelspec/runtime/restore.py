@@ -25,6 +25,7 @@ from modelspec.runtime.checkpoint import (
     restore_checked,
     run_dir_error,
 )
+from modelspec.runtime.host_stage import HostStateDamaged
 from modelspec.runtime.session import Session
 
 ATTEMPTS = 3
@@ -48,12 +49,28 @@ def damaged_error(run_dir: Path, exc: CheckpointDamaged, older: int | None):
     )
 
 
-def restore_latest(session: Session, run_dir: Path) -> tuple[Any, int]:
-    """The session's state with the newest checkpoint's model variables, and its step."""
-    ckpt = Checkpointer(run_dir / "checkpoints", max_to_keep=None, async_save=False)
+def restore_latest(
+    session: Session, run_dir: Path, step: int | None = None, *, best: bool = False
+) -> tuple[Any, int]:
+    """The session's state with the newest checkpoint's model variables, and its step.
+    `step` (`export --step`): that checkpoint instead, refused (listing the steps on
+    disk) when absent; a damaged one is refused like the newest, never replaced.
+    `best` (`--best`): the checkpoint ModelCheckpoint(save_best_only) kept in `best/`."""
+    wanted = step
+    folder = run_dir / ("best" if best else "checkpoints")
+    ckpt = Checkpointer(folder, max_to_keep=None, async_save=False)
     try:
         for attempt in range(ATTEMPTS):
             steps = ckpt.steps()
+            if not steps and best:
+                raise run_dir_error(
+                    run_dir,
+                    "--best",
+                    "no best checkpoint in this run directory",
+                    hint="A run writes one with a ModelCheckpoint callback with "
+                    "`save_best_only: true` (in train.callbacks); without --best the newest "
+                    "checkpoint is used.",
+                )
             if not steps:
                 raise run_dir_error(
                     run_dir,
@@ -61,15 +78,41 @@ def restore_latest(session: Session, run_dir: Path) -> tuple[Any, int]:
                     "no checkpoint found in this run directory",
                     hint="Train first: modelspec train SPEC --run-dir DIR.",
                 )
-            step = steps[-1]
+            if wanted is not None and wanted not in steps:
+                raise run_dir_error(
+                    run_dir,
+                    "--step",
+                    f"no checkpoint step {wanted} in this run directory",
+                    hint=f"Checkpoint steps there: {_listed(steps)}.",
+                )
+            step = steps[-1] if wanted is None else wanted
             try:
                 state, _ = restore_checked(ckpt, step, session.state, run_dir, fields=MODEL_FIELDS)
+                if session.host:  # the text layers' vocabularies of the same checkpoint
+                    try:
+                        session.host.load_meta(ckpt.read_meta(step))
+                    except HostStateDamaged as exc:
+                        raise CheckpointDamaged(step, exc.reason) from None
             except CheckpointDamaged as exc:
                 if ckpt.steps() != steps and attempt + 1 < ATTEMPTS:
                     ckpt.reload()  # training saved or deleted a step meanwhile
                     continue
+                if wanted is not None:  # chosen by --step: name the others, not a fallback
+                    others = [s for s in steps if s != step]
+                    hint = (
+                        f"Choose another --step: {_listed(others)}."
+                        if others
+                        else "It is the only checkpoint: train again (--restart)."
+                    )
+                    raise run_dir_error(
+                        run_dir,
+                        "checkpoint",
+                        f"checkpoint step {step} in {run_dir} is damaged: {exc.reason}",
+                        hint=hint,
+                    ) from None
                 raise damaged_error(run_dir, exc, steps[-2] if len(steps) > 1 else None) from None
-            print(f"Using checkpoint step {step} of {run_dir}", file=sys.stderr)
+            kind = "best checkpoint" if best else "checkpoint"
+            print(f"Using {kind} step {step} of {run_dir}", file=sys.stderr)
             if ckpt.unverified == step:
                 print(
                     f"Note: checkpoint step {step} has no digest (written by an older "
@@ -80,3 +123,9 @@ def restore_latest(session: Session, run_dir: Path) -> tuple[Any, int]:
         raise AssertionError("unreachable")
     finally:
         ckpt.close()
+
+
+def _listed(steps: list[int], most: int = 20) -> str:
+    """The steps for a message: all of them, or the newest `most` of a long run."""
+    shown = ", ".join(map(str, steps[-most:]))
+    return shown if len(steps) <= most else f"{len(steps)} steps, the newest {shown}"

@@ -85,21 +85,45 @@ def check(
     specs: Annotated[list[Path], typer.Argument(help="Spec files to validate.")],
     set_: SetOption = None,
     allow_outside: AllowOutside = False,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text: errors as file:line:col lines on stderr; github: errors as GitHub "
+            "Actions annotations (::error file=...,line=...,col=...::...) on stdout; json: "
+            'one object {"ok", "errors": [{file, line, col, path, message, received, hint}]} '
+            "on stdout, nothing else.",
+        ),
+    ] = "text",
 ) -> None:
     """Validate specs and infer every shape (no JAX needed). One line per spec; exit 2 on
     any error."""
     from modelspec.compiler.summary import summarize
+    from modelspec.observe.annotations import FORMATS, github_annotation, json_report
     from modelspec.schema.tensors import format_shape
 
-    failed = False
+    if format not in FORMATS:
+        typer.echo(
+            f"--format: must be one of {', '.join(FORMATS)}. Received: {format!r}.", err=True
+        )
+        raise typer.Exit(2)
+    failed, found = False, []
     for path in specs:
         try:
             spec = _load(path, set_, allow_outside)
         except SpecError as error:
             failed = True
+            found += error.diagnostics
+            if format == "json":
+                continue
             for diag in error.diagnostics:
-                typer.echo(diag.format(), err=True)
+                if format == "github":
+                    typer.echo(github_annotation(diag))
+                else:
+                    typer.echo(diag.format(), err=True)
             typer.echo(printable(f"FAIL {path}: {len(error.diagnostics)} error(s)"))
+            continue
+        if format == "json":
             continue
         info = summarize(spec)
         outs = ", ".join(
@@ -111,6 +135,8 @@ def check(
                 f"{info['total_params']:,} params -> {outs}"
             )
         )
+    if format == "json":
+        typer.echo(json.dumps(json_report(found), indent=2))
     if failed:
         raise typer.Exit(2)
 
@@ -130,8 +156,10 @@ def summary(
     set_: SetOption = None,
     allow_outside: AllowOutside = False,
 ) -> None:
-    """Print the model's layers, output shapes and parameter counts (Keras counting:
-    batch statistics are non-trainable). No JAX needed."""
+    """Print the model's layers, output shapes, parameter counts (Keras counting:
+    batch statistics are non-trainable) and forward FLOPs per example, with the
+    training memory per device split into parameters, gradients, optimizer state and
+    activations. No JAX needed."""
     from modelspec.compiler.summary import summarize
     from modelspec.summary_table import render_sharding, render_table
 
@@ -173,6 +201,71 @@ def summary(
 
 
 @app.command()
+def graph(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .svg or .png.")],
+    expand_blocks: Annotated[
+        bool,
+        typer.Option(
+            "--expand-blocks/--collapse-blocks",
+            help="Draw every layer of the spec's block uses, or one box per use (default).",
+        ),
+    ] = False,
+    renderer: Annotated[
+        str,
+        typer.Option(
+            "--renderer",
+            help="auto (graphviz's `dot` when on PATH, else built-in), graphviz, or builtin "
+            "(a layered layout written as SVG, or as PNG with matplotlib).",
+        ),
+    ] = "auto",
+    set_: SetOption = None,
+    allow_outside: AllowOutside = False,
+) -> None:
+    """Draw the layer graph with output shapes and parameter counts (like Keras's
+    plot_model). No JAX needed."""
+    from modelspec.observe.graph_draw import RENDERERS, GraphError, render
+    from modelspec.observe.graph_view import build_view
+
+    if renderer not in RENDERERS:
+        typer.echo(
+            f"--renderer: must be one of {', '.join(RENDERERS)}. Received: {renderer!r}.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        loaded = _load(spec, set_, allow_outside)
+    except SpecError as error:
+        _fail(error)
+    try:
+        written = render(build_view(loaded, expand_blocks=expand_blocks), output, renderer=renderer)
+    except GraphError as exc:
+        typer.echo(printable(str(exc)), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(printable(f"Wrote {written}"))
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (with metrics.jsonl).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write.")] = Path(
+        "curves.png"
+    ),
+) -> None:
+    """Plot loss and metrics per epoch (training solid, validation dashed; several runs
+    overlaid, one panel per quantity) as a PNG. Needs matplotlib: pip install
+    'modelspec[plot]'."""
+    from modelspec.observe.curves import PlotError, plot_runs
+
+    try:
+        written = plot_runs(run_dirs, output)
+    except PlotError as exc:
+        typer.echo(printable(str(exc)), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(printable(f"Wrote {written}"))
+
+
+@app.command()
 def schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
 ) -> None:
@@ -189,6 +282,14 @@ def schema(
 
 RunDir = Annotated[
     Path | None, typer.Option("--run-dir", help="Run directory (default: runs/<name>).")
+]
+Best = Annotated[
+    bool,
+    typer.Option(
+        "--best",
+        help="Use the best checkpoint that ModelCheckpoint(save_best_only: true) kept in "
+        "<run dir>/best/, instead of the newest checkpoint.",
+    ),
 ]
 AllowSpecChange = Annotated[
     bool,
@@ -234,15 +335,25 @@ def train(
     Exit codes: 0 done; 2 an error in the spec, data or run directory (including a run
     directory in use by another train, and a full disk); 3 stopped by TerminateOnNaN
     (the last checkpoint with a finite loss and weights is kept); 130 / 143 interrupted
-    by Ctrl-C / SIGTERM (rerun the same command to resume)."""
+    by Ctrl-C / SIGTERM (rerun the same command to resume); 4 in a multi-process run,
+    another process was lost (named, with the checkpoint to resume from)."""
     from modelspec.compiler.extends import extends_anywhere
-    from modelspec.compiler.sharding.mesh import initialize_processes, is_main_process
+    from modelspec.compiler.sharding.mesh import (
+        HEARTBEAT_TIMEOUT_S,
+        initialize_processes,
+        is_main_process,
+    )
     from modelspec.runtime.interrupt import TrainingInterrupted
+    from modelspec.runtime.peers import watching_peers
     from modelspec.runtime.trainer import train as run_training
 
     try:
         initialize_processes(coordinator, num_processes, process_id)
-        with extends_anywhere(allow_outside), _device_memory_errors():
+        with (
+            watching_peers(HEARTBEAT_TIMEOUT_S),  # a dead peer: a message, exit 4
+            extends_anywhere(allow_outside),
+            _device_memory_errors(),
+        ):
             history = run_training(spec, run_dir, set_ or [], restart=restart)
     except SpecError as error:
         _fail(error)
@@ -281,12 +392,13 @@ def evaluate(
         ),
     ] = None,
     set_: SetOption = None,
+    best: Best = False,
     allow_spec_change: AllowSpecChange = False,
     allow_outside: AllowOutside = False,
 ) -> None:
     """Loss and metrics of a run's latest checkpoint (inference mode). Names the
-    checkpoint step used on stderr; refuses a damaged checkpoint and a model that
-    differs from the run's spec.yaml."""
+    checkpoint step and the data (the spec's validation split, or --data) on stderr;
+    refuses a damaged checkpoint and a model that differs from the run's spec.yaml."""
     from modelspec.runtime.inference import evaluate as run_eval
 
     with _restored_run(allow_outside):
@@ -296,6 +408,7 @@ def evaluate(
             set_ or [],
             data=data,
             allow_spec_change=allow_spec_change,
+            best=best,
         )
     typer.echo(json.dumps(results))
 
@@ -308,7 +421,8 @@ def predict(
         typer.Option(
             "--input",
             help=".npz with arrays named after the model inputs; or image files and "
-            "folders (repeat --input), read like the spec's image_folder source.",
+            "folders (repeat --input), read like the spec's image_folder source; or, "
+            "for a model reading text, .txt files and folders (one text per file).",
         ),
     ],
     output: Annotated[
@@ -316,29 +430,128 @@ def predict(
     ],
     run_dir: RunDir = None,
     set_: SetOption = None,
+    best: Best = False,
     allow_spec_change: AllowSpecChange = False,
     allow_outside: AllowOutside = False,
 ) -> None:
     """Run a trained model on new inputs (batched, jitted) and save its outputs. Names
     the checkpoint step used on stderr; refuses a damaged checkpoint and a model that
-    differs from the run's spec.yaml. A run trained on an image_folder source also
-    prints one line per input: name, class name, probability."""
+    differs from the run's spec.yaml. A run trained on an image_folder or text_folder
+    source (or on string labels) also prints one line per input: name, class name,
+    probability."""
     from modelspec.runtime.data.image_folder import prediction_lines
-    from modelspec.runtime.data.predict_inputs import image_input_files, is_image_input
-    from modelspec.runtime.inference import output_file
+    from modelspec.runtime.inference import input_names, output_file
     from modelspec.runtime.inference import predict as run_predict
 
     directory = _run_dir(spec, run_dir, set_)
     with _restored_run(allow_outside):
         outputs = run_predict(
-            spec, directory, input, output, set_ or [], allow_spec_change=allow_spec_change
+            spec,
+            directory,
+            input,
+            output,
+            set_ or [],
+            allow_spec_change=allow_spec_change,
+            best=best,
         )
     n = len(next(iter(outputs.values())))
-    names = image_input_files(input)[0] if is_image_input(input) else [str(i) for i in range(n)]
+    names = input_names(spec, input, set_ or [], n)
     for line in prediction_lines(directory, outputs, names):
         typer.echo(printable(line))
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
     typer.echo(f"Wrote {output_file(output)}: {shapes}")
+
+
+@app.command()
+def export(
+    spec: Annotated[Path, typer.Argument(help="Spec file.")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="onnx (a .onnx file for onnxruntime), stablehlo (a folder: jax.export "
+            "program, weights, manifest) or keras (a Keras 3 .keras file).",
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File (onnx, keras) or folder (stablehlo) to write (default: "
+            "<run dir>/export/model.onnx, model.stablehlo or model.keras).",
+        ),
+    ] = None,
+    run_dir: RunDir = None,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", help="Export this checkpoint step instead of the newest."),
+    ] = None,
+    untrained: Annotated[
+        bool,
+        typer.Option(
+            "--untrained",
+            help="Export fresh weights from the spec's seed; no run or checkpoint needed.",
+        ),
+    ] = False,
+    best: Best = False,
+    set_: SetOption = None,
+    allow_spec_change: AllowSpecChange = False,
+    allow_outside: AllowOutside = False,
+) -> None:
+    """Export a trained model's inference function (dynamic batch size, inputs and
+    outputs named after the spec's) to run without modelspec. Names the checkpoint step
+    used on stderr; refuses a damaged checkpoint and a model that differs from the run's
+    spec.yaml. A model with text layers is exported from their outputs on, their
+    vocabularies written beside it (preprocessing.json). Prints the files written."""
+    from modelspec.runtime.export.run import export as run_export
+
+    with _restored_run(allow_outside):
+        written = run_export(
+            spec,
+            _run_dir(spec, run_dir, set_),
+            format=format,
+            output=output,
+            overrides=set_ or [],
+            step=step,
+            untrained=untrained,
+            allow_spec_change=allow_spec_change,
+            best=best,
+        )
+    for path in written:
+        typer.echo(printable(f"Wrote {path}"))
+
+
+@app.command("import")
+def import_(
+    model: Annotated[Path, typer.Argument(help="A Keras 3 .keras archive.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Spec file to write.")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--run-dir",
+            help="Also write the archive's weights there as a step-0 checkpoint (with the "
+            "run's spec.yaml), for predict, evaluate and train.",
+        ),
+    ] = None,
+) -> None:
+    """Convert a Keras 3 .keras model (Sequential or Functional) into a spec, reading the
+    archive as data: no Keras, no pickle, no code from it is run. Lambda layers, custom
+    classes and unsupported layers or arguments are all listed at once, naming the
+    layers (exit 2; nothing written). Loss, optimizer and metrics come from the
+    archive's compile settings when they are Keras built-ins. To fine-tune, add a
+    `data:` section and run `modelspec train` with the same --run-dir."""
+    from modelspec.runtime.keras_import.importer import import_keras
+
+    try:
+        result = import_keras(model, output, run_dir)
+    except SpecError as error:
+        _fail(error)
+    typer.echo(printable(f"Wrote {result.spec_file}: {result.layers} layers"))
+    if result.run_dir is not None:
+        typer.echo(printable(f"Wrote checkpoint step 0 to {result.run_dir}"))
+    for note in result.notes:
+        typer.echo(printable(f"Note: {note}"), err=True)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ def render_table(summary: dict[str, Any]):
     table.add_column("Layer (type)", no_wrap=True)
     table.add_column("Output Shape", no_wrap=True)
     table.add_column("Param #", justify="right")
+    table.add_column("FLOPs", justify="right")
     table.add_column("Connected to")
     for layer in summary["layers"]:
         shapes = layer.get("output_shapes") or [layer["output_shape"]]
@@ -31,22 +32,47 @@ def render_table(summary: dict[str, Any]):
             f"{layer['name']} ({layer['type']}{override})",
             shown[0] if len(shown) == 1 else "[" + ", ".join(shown) + "]",
             f"{layer['params']:,}",
+            "?" if layer.get("flops") is None else f"{layer['flops']:,}",
             ", ".join(layer["inputs"]) or "-",
         )
+    memory = summary["training_bytes_per_device"]
     totals = [
         f" Total params: {summary['total_params']:,} ({human_bytes(summary['total_bytes'])})",
         f" Trainable params: {summary['trainable_params']:,} "
         f"({human_bytes(summary['trainable_params'] * BYTES_PER_PARAM)})",
         f" Non-trainable params: {summary['non_trainable_params']:,} "
         f"({human_bytes(summary['non_trainable_params'] * BYTES_PER_PARAM)})",
-        f" Training memory, one device, at least: "
-        f"{human_bytes(summary['training_bytes_per_device']['total'])}",
+        f" Forward FLOPs per example: {_flops_total(summary)}",
+        f" Training memory, one device, at least: {human_bytes(memory['total'])}",
+        f"   parameters {human_bytes(memory['params'])}, gradients "
+        f"{human_bytes(memory['gradients'])}, optimizer state {human_bytes(memory['optimizer'])}, "
+        f"activations {human_bytes(memory['activations'])} "
+        f"({summary['examples_per_device']} examples per device)",
     ]
     if summary.get("dtype_policy", "float32") != "float32":
         compute = POLICIES[summary["dtype_policy"]][0]
         policy = summary["dtype_policy"]
         totals.append(f" Dtype policy: {policy} (float32 variables, {compute} computation)")
     return table, totals
+
+
+def human_flops(n: float) -> str:
+    """637258 -> '637.26 K' (decimal units, as FLOP counts are usually quoted)."""
+    for unit in ("", " K", " M", " G", " T", " P"):
+        if n < 1000 or unit == " P":
+            return f"{n:.2f}{unit}" if unit else f"{int(n)}"
+        n /= 1000
+    return f"{n:.2f} P"
+
+
+def _flops_total(summary: dict[str, Any]) -> str:
+    """The total line's figure; 'at least' when a layer's count is unknown (a
+    variable-length axis)."""
+    total = summary["total_flops"]
+    text = f"{total:,} ({human_flops(total)}FLOPs)"
+    if summary.get("flops_complete", True):
+        return text
+    return f"at least {text}; '?': a size other than the batch axis is unknown"
 
 
 def render_sharding(sharding: dict[str, Any]):

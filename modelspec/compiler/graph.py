@@ -45,6 +45,14 @@ class Graph:
 _OUTPUT_REF = re.compile(r"^(.+)\.(\d+)$")
 
 
+def _written_refs(inputs: object) -> list[tuple[tuple, str]]:
+    """The names an unvalidated layer's `inputs` refers to, with their place in it."""
+    if isinstance(inputs, str):
+        return [((), inputs)]
+    items = inputs.items() if isinstance(inputs, dict) else enumerate(inputs or ())
+    return [((k,), v) for k, v in items if isinstance(v, str)]
+
+
 def split_ref(ref: str) -> tuple[str, int | None]:
     """`lstm.1` -> ("lstm", 1): one tensor of a multi-output layer; a plain name ->
     (name, None). Unambiguous because layer names may not end in `.<digits>`."""
@@ -151,6 +159,9 @@ def resolve(spec: Spec | Any, locate: Locate) -> tuple[Graph, list[Diagnostic]]:
     nodes: list[Node] = []
     for i, layer in enumerate(model.layers):
         if i in duplicates or layer.type is None:  # None: failed validation, named only
+            if i not in duplicates:  # its references are still checked: all errors at once
+                for at, ref in _written_refs(layer.inputs):
+                    check_ref(ref, ("model", "layers", i, "inputs", *at))
             continue
         path = ("model", "layers", i)
         call = LAYER_TYPES[layer.type].call  # the spec class says how it is called

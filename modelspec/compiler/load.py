@@ -75,7 +75,7 @@ def load(
         if errors:  # a use that failed to expand leaves `model.layers` short: not news
             found = [d for d in found if d.path != "model.layers" or "at least" not in d.message]
         errors += [_as_written(d, smap) for d in found + _partial_graph_errors(doc.data, smap)]
-        raise SpecError(_sorted(errors)) from None
+        raise SpecError(_sorted(errors, smap)) from None
     if errors:
         raise SpecError(_sorted(errors))
     return _check(spec, smap)
@@ -129,7 +129,7 @@ def _check(spec: Spec, smap: SourceMap) -> CheckedSpec:
     if not errors:
         errors += output_key_errors(spec, graph.outputs, smap.locate)
     if errors:
-        raise SpecError(_sorted([_as_written(d, smap) for d in errors]))
+        raise SpecError(_sorted([_as_written(d, smap) for d in errors], smap))
     checked = CheckedSpec(spec, graph, shapes, smap)
     too_big = spec_limit_error(checked)
     if too_big is not None:
@@ -186,17 +186,51 @@ def _as_written(diag: Diagnostic, smap: SourceMap) -> Diagnostic:
     parts: list = [n if n else int(i) for n, i in _PART.findall(rest)]
     full = ("model", "layers", int(m.group(1)), *parts)
     origin = block_expansion.origin_of(smap.origin, full)
-    if not origin or origin[0] != "blocks":
+    if not origin or origin == full:
         return diag
+    if origin[0] != "blocks" and origin[3:] != full[3:]:  # a block parameter's use site
+        return diag
+    # inside a block, or a layer after a block use: its index as written, not expanded
     return dataclasses.replace(diag, path=format_path(origin))
 
 
-def _sorted(diags: list[Diagnostic]) -> list[Diagnostic]:
+def _sorted(diags: list[Diagnostic], smap: SourceMap | None = None) -> list[Diagnostic]:
     """Diagnostics in file order, each once: an error inside a block repeated 1,000 times
     is one error of the block, not 1,000."""
     unique: dict[tuple, Diagnostic] = {}
-    for d in diags:  # one text, one error: the same value written once, expanded often
-        key = (d.file, d.line, d.col, d.message, d.received) if d.line else (d,)
+    copies: dict[tuple, int] = {}
+    for d in diags:  # one place in a block, one error: written once, expanded often
+        key = _written_once(d)
+        copies[key] = copies.get(key, 0) + 1
         unique.setdefault(key, d)
-    diags = list(unique.values())
-    return sorted(diags, key=lambda d: (d.file, d.line, d.col))
+    out = []
+    for key, d in unique.items():
+        uses = _copies(smap, d.path) if copies[key] > 1 and smap is not None else 0
+        if uses > 1:  # found in several copies: say so once, at the block's own line
+            block = d.path.split(".")[1]
+            d = dataclasses.replace(
+                d,
+                message=f"{d.message.rstrip('.')} (reported once for the {uses} copies "
+                f"of block '{block}')",
+            )
+        out.append(d)
+    return sorted(out, key=lambda d: (d.file, d.line, d.col))
+
+
+def _copies(smap: SourceMap, path: str) -> int:
+    """How many expanded layers come from the block layer that `path` is written in."""
+    m = re.match(r"^blocks\.([^.\[]+)\.layers\[(\d+)\]", path)
+    if m is None:
+        return 0
+    src = ("blocks", m.group(1), "layers", int(m.group(2)))
+    return sum(1 for k, v in (smap.origin or {}).items() if len(k) == 3 and v == src)
+
+
+def _written_once(d: Diagnostic) -> tuple:
+    """What makes two diagnostics one error: inside a block, its place (each expanded
+    copy names its own layers and inputs); elsewhere, the same text at the same place."""
+    if not d.line:
+        return (d,)
+    if d.path.startswith("blocks."):
+        return (d.file, d.line, d.col, d.path)
+    return (d.file, d.line, d.col, d.message, d.received)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from modelspec.compiler.sharding.plan import Plan
@@ -29,6 +30,8 @@ BYTES_PER_PARAM = 4
 def human_bytes(n: float) -> str:
     """1536 -> '1.50 KB' (binary units, up to EB so absurd sizes read as such)."""
     units = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+    if n >= 1024 ** len(units):  # past 1024 EB: an int this large overflows a float
+        return f"{Decimal(n) / 1024 ** (len(units) - 1):.2E} EB"
     for unit in units:
         if n < 1024 or unit == units[-1]:
             return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"

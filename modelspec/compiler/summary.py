@@ -2,6 +2,8 @@
 The terminal rendering lives in `modelspec/summary_table.py`.
 
 Counting follows Keras: batch statistics and frozen weights are non-trainable params.
+FLOPs are forward FLOPs per example, from each spec class's `flops` rule (the
+convention: `schema/layers/flops_math.py`); null where a non-batch size is unknown.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelspec.compiler.checked import CheckedSpec
+from modelspec.compiler.graph import output_refs
+from modelspec.compiler.infer import input_types, node_inputs
 from modelspec.compiler.memory import BYTES_PER_PARAM, estimate
 from modelspec.schema.precision import layer_policy
 
@@ -17,6 +21,7 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
     """Summary as plain data (the `--format json` output)."""
     an = spec
     layers = []
+    flops = layer_flops(spec)
     for name, inp in spec.model.inputs.items():
         layers.append(
             {
@@ -26,6 +31,7 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
                 "dtype": inp.dtype,
                 "params": 0,
                 "trainable_params": 0,
+                "flops": 0,
                 "inputs": [],
             }
         )
@@ -44,6 +50,7 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
                 "output_shapes": [list(t.shape) for t in shape.outputs],
                 "params": shape.trainable_count + shape.non_trainable_count,
                 "trainable_params": shape.trainable_count,
+                "flops": flops[node.name],
                 "inputs": list(node.refs),
                 "variables": [
                     {
@@ -58,6 +65,7 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
         )
     trainable = sum(s.trainable_count for s in an.shapes.values())
     non_trainable = sum(s.non_trainable_count for s in an.shapes.values())
+    memory = estimate(spec)
     return {
         "name": spec.name,
         "dtype_policy": spec.model.dtype_policy,
@@ -67,6 +75,29 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
         "total_bytes": (trainable + non_trainable) * BYTES_PER_PARAM,
-        "training_bytes_per_device": estimate(spec).as_dict(),
+        "total_flops": _sum_known(flops.values()),
+        "flops_complete": None not in flops.values(),
+        "training_bytes_per_device": memory.as_dict(),
+        "examples_per_device": memory.batch_per_device,
         "layers": layers,
     }
+
+
+def layer_flops(spec: CheckedSpec) -> dict[str, int | None]:
+    """Forward FLOPs per example of every layer, by name (None: a non-batch size is
+    unknown). Each layer's rule sees its input types in its call kind's form, as `infer`
+    did."""
+    types = input_types(spec)
+    out: dict[str, int | None] = {}
+    for node in spec.graph.nodes:
+        shape = spec.shapes.get(node.name)
+        if shape is None:
+            continue
+        out[node.name] = node.layer.flops(node_inputs(node, types), shape)
+        types.update(zip(output_refs(node.name, len(shape.outputs)), shape.outputs, strict=True))
+    return out
+
+
+def _sum_known(values) -> int:
+    """The sum of the known counts (the total is then a lower bound: `flops_complete`)."""
+    return sum(v for v in values if v is not None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from modelspec.compiler.keras_support import unsupported_argument, unsupported_type
 from modelspec.errors import Diagnostic, Locate, Path, choices_hint, did_you_mean, short_repr
 
 """locate(path, key=False) -> (file, line, col) of a value (or of its mapping key)."""
@@ -283,6 +284,9 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
             msg, received = f"unknown {kind} type '{tag}'", f"type={short_repr(tag)}"
             path = (*path, "type")
         hint = choices_hint(tag, choices)
+        known = unsupported_type(kind, tag) if etype == "union_tag_invalid" else None
+        if known is not None:  # Keras has it: not a typo, so no near-miss suggestion
+            msg, hint = known
     elif etype == "extra_forbidden":
         names = model_fields_at(root, data, path[:-1]) or []
         names = [n for n in names if n != "type"]
@@ -291,6 +295,12 @@ def _one(err: dict, path: Path, data: Any, root, locate: Locate, type_choices) -
             "Valid arguments: " + ", ".join(names) + "." if names else None
         )
         at_key = True
+        owner = _value_at(data, path[:-1])
+        known = unsupported_argument(
+            _kind(path[:-1]), owner.get("type") if isinstance(owner, dict) else None, field
+        )
+        if known is not None:  # Keras's own argument: say so, suggest no other field
+            msg, hint = known
         if len(path) == 1:  # a top-level key: say what is wrong, never echo its value
             msg, received = f"unknown section '{short_repr(field, 40)[1:-1]}'", None
             hint = did_you_mean(str(field), names) or (

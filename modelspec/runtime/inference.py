@@ -15,6 +15,7 @@ from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime.data.dataset import load_data
 from modelspec.runtime.data.predict_inputs import is_image_input, read_image_inputs, read_inputs
+from modelspec.runtime.data.predict_text import is_text_input, read_text_inputs
 from modelspec.runtime.evaluation import evaluate_dataset
 from modelspec.runtime.objective.objective import losses_by_output
 from modelspec.runtime.restore import restore_latest
@@ -30,19 +31,22 @@ def evaluate(
     *,
     data: str | Path | None = None,
     allow_spec_change: bool = False,
+    best: bool = False,
 ) -> dict[str, float]:
     """Loss and metrics of the run's latest checkpoint on its validation data, or on an
     .npz file whose arrays are named after the model inputs and outputs. Refuses a
     model that differs from the run's spec.yaml unless `allow_spec_change`."""
     session = open_session(source, overrides, data=data is None)
     check_model_unchanged(Path(run_dir), session.spec, allow=allow_spec_change)
-    state, _ = restore_latest(session, Path(run_dir))
+    state, step = restore_latest(session, Path(run_dir), best=best)
     spec = session.spec
     batch_size = spec.data.batch_size if spec.data is not None else 32
     if data is not None:
         dataset = _npz_dataset(session, Path(data), batch_size)
     else:
         dataset = session.data.validation
+    if dataset is not None:
+        print(f"Evaluating checkpoint step {step} on {_split_name(spec, data)}", file=sys.stderr)
     if dataset is None:
         raise SpecError.single(
             Diagnostic(
@@ -54,7 +58,25 @@ def evaluate(
                 hint="Pass --data FILE.npz, or set data.validation_split.",
             )
         )
+    if session.host:  # the text layers, with the checkpoint's vocabularies
+        dataset = session.host.encode_dataset(dataset)
     return evaluate_dataset(session, state, dataset, batch_size)
+
+
+def _split_name(spec: Any, data: str | Path | None) -> str:
+    """Which data `evaluate` reads, in words: the --data file, or the spec's split."""
+    if data is not None:
+        return f"{data} (--data)"
+    d = spec.data
+    if d.validation is not None:
+        return "the spec's data.validation"
+    how = (
+        "the last samples" if d.split == "last" else f"a random subset drawn from seed {spec.seed}"
+    )
+    return (
+        f"the validation split of the spec's data.train (validation_split="
+        f"{d.validation_split}: {how})"
+    )
 
 
 def _npz_dataset(session: Session, path: Path, batch_size: int):
@@ -84,6 +106,7 @@ def predict(
     *,
     batch_size: int | None = None,
     allow_spec_change: bool = False,
+    best: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run the model on arrays named after its inputs (or on image files and folders,
     read as the spec's image_folder source reads them); save arrays named after its
@@ -95,7 +118,9 @@ def predict(
     paths = (
         [Path(input_path)] if isinstance(input_path, str | Path) else list(map(Path, input_path))
     )
-    if is_image_input(paths):  # image files/folders, read as the image_folder source does
+    if is_text_input(paths, input_types(spec)):  # .txt files/folders, as text_folder reads
+        arrays = read_text_inputs(paths, input_types(spec), spec.data)
+    elif is_image_input(paths):  # image files/folders, read as the image_folder source does
         arrays = read_image_inputs(paths, input_types(spec), spec.data)
     else:
         arrays = _read_inputs(
@@ -104,7 +129,9 @@ def predict(
             allow_nonfinite=bool(spec.data is not None and spec.data.allow_nonfinite),
         )
     check_model_unchanged(Path(run_dir), spec, allow=allow_spec_change)
-    state, _ = restore_latest(session, Path(run_dir))
+    state, _ = restore_latest(session, Path(run_dir), best=best)
+    if session.host:  # the text layers, with the checkpoint's vocabularies
+        arrays = session.host.encode_inputs(arrays)
     n = len(next(iter(arrays.values())))
     bs = batch_size or (spec.data.batch_size if spec.data else 32)
     chunks: dict[str, list[np.ndarray]] = {}
@@ -123,6 +150,21 @@ def predict(
         print(line, file=sys.stderr)
     _write_outputs(Path(output_path), outputs)
     return outputs
+
+
+def input_names(source: Any, paths: Sequence[Path], overrides: Sequence[str], n: int) -> list[str]:
+    """What `predict` calls each of its `n` inputs in its printed lines: the file of
+    each image or text, else its row number."""
+    from modelspec.compiler.load import load
+    from modelspec.runtime.data.predict_inputs import image_input_files
+    from modelspec.runtime.data.predict_text import text_input_files
+
+    paths = [Path(p) for p in paths]
+    if is_text_input(paths, input_types(load(source, list(overrides)))):
+        return text_input_files(paths)[0]
+    if is_image_input(paths):
+        return image_input_files(paths)[0]
+    return [str(i) for i in range(n)]
 
 
 def _portable(value: np.ndarray) -> np.ndarray:

@@ -22,7 +22,8 @@ def check_callbacks(spec: CheckedSpec, session: Session) -> None:
     logged = names + ([f"val_{n}" for n in names] if has_val else [])
     errors = []
     for i, cb in enumerate(spec.train.callbacks):
-        monitor = getattr(cb, "monitor", None)
+        # ModelCheckpoint reads `monitor` only with save_best_only (as in Keras)
+        monitor = getattr(cb, "monitor", None) if getattr(cb, "save_best_only", True) else None
         at = ("train", "callbacks", i)
         if monitor is not None and monitor not in logged:
             hint = did_you_mean(monitor, logged) or "Logged: " + ", ".join(logged) + "."
@@ -45,6 +46,16 @@ def check_callbacks(spec: CheckedSpec, session: Session) -> None:
                     f"{cb.type} needs a constant learning rate, but the "
                     f"optimizer uses a {lr.type} schedule (Keras refuses this too)",
                     hint="Use a number for optimizer.learning_rate, or drop the callback.",
+                )
+            )
+        if cb.sets_lr and isinstance(lr, int | float) and lr == 0:
+            errors.append(
+                spec.error(
+                    at,
+                    f"{cb.type} sets the learning rate as a multiple of the optimizer's, "
+                    "which is 0",
+                    hint="Give optimizer.learning_rate a non-zero number (the schedule "
+                    "replaces it from the first epoch).",
                 )
             )
     if errors:

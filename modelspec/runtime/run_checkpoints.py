@@ -6,6 +6,11 @@ Why apart from the loop: resume is where exactness and safety live — the data 
 travel with the TrainState; a damaged step is set aside (never used silently) and the
 previous one tried; with TerminateOnNaN only a state whose loss and weights are finite
 is ever written, so "the last good checkpoint" is true.
+
+Finite checks run where a host read happens anyway (each save, each epoch end), so a
+stop names the window since the last passed check; `terminate_on_nan: strict` adds one
+read of the loss per dispatch and names the exact step (the metrics hold the epoch's
+running mean, as Keras's logs do, so it turns non-finite at the first bad step).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from modelspec.runtime.checkpoint import (
     run_dir_error,
 )
 from modelspec.runtime.diskfull import ensure_space
+from modelspec.runtime.host_stage import HostStateDamaged
 from modelspec.runtime.runlog import MetricsLog, Progress
 
 
@@ -36,6 +42,12 @@ class Position:
     next_batch: int = 0
     epochs_logged: int = 0
     finished: bool = False
+    weights_swapped: bool = False
+    """A final checkpoint whose weights are not the trained ones (EMA, restored best
+    weights): training cannot go on from it."""
+    epochs_target: int | None = None
+    """The `train.epochs` the run was finished under (to tell a completed run, which
+    may continue to more epochs, from one stopped early)."""
 
 
 @dataclass
@@ -64,17 +76,24 @@ class RunCheckpoints:
         log: MetricsLog,
         progress: Progress,
         main: bool,
-        terminate_on_nan: bool,
+        terminate_on_nan: bool | str,
     ) -> None:
         self.run_dir, self.spec, self.callbacks = run_dir, spec, callbacks
         self.log, self.progress, self.main = log, progress, main
-        self.terminate_on_nan = terminate_on_nan
+        self.terminate_on_nan = bool(terminate_on_nan)
+        self.strict = terminate_on_nan == "strict"
+        self.last_finite = 0
+        """The step of the last passed finite check (a resumed checkpoint was one)."""
+        self.host: Any = None
+        """The run's HostStage: its state is saved in, and restored from, every
+        checkpoint's metadata (a damaged one makes the checkpoint damaged)."""
         ck = spec.checkpoint
         self.ckpt = Checkpointer(
             run_dir / "checkpoints", max_to_keep=ck.max_to_keep, async_save=ck.async_save
         )
         self.state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
         self.nan_stopped = False
+        self.best_ckpt: Checkpointer | None = None
         self.nan_checkpoint: int | None = None
         loss_of = objective.loss_mean.result
 
@@ -86,6 +105,7 @@ class RunCheckpoints:
             return ok
 
         self._all_finite = jax.jit(all_finite)
+        self._loss_finite = jax.jit(lambda metrics: jnp.isfinite(loss_of(metrics["loss"])))
 
     def meta(self, position: Position) -> dict[str, Any]:
         return {
@@ -95,24 +115,68 @@ class RunCheckpoints:
             "callbacks": callback_states(self.callbacks),
             "callback_types": [cb.spec.type for cb in self.callbacks],
             "finished": position.finished,
+            "weights_swapped": position.weights_swapped,
+            "epochs_target": position.epochs_target,
             "spec_name": self.spec.name,
+            **(self.host.meta() if self.host else {}),
         }
 
     def save(self, state: Any, position: Position, best: Any = None) -> bool:
         """Save a checkpoint; with TerminateOnNaN only if its loss and weights are finite
         (False: training must stop, and the previous checkpoint stays the last one)."""
-        if self.terminate_on_nan and not bool(
-            self._all_finite(state.metrics, state.params, state.batch_stats)
-        ):
-            self.stop_on_nan(int(state.step))
-            return False
+        if self.terminate_on_nan:
+            if not bool(self._all_finite(state.metrics, state.params, state.batch_stats)):
+                self.stop_on_nan(int(state.step))
+                return False
+            self.last_finite = int(state.step)
         extra = {"best": best} if best is not None else None
         ensure_space(self.run_dir, self.state_bytes * (2 if extra else 1))
         self.ckpt.save(int(state.step), state, self.meta(position), extra)
         return True
 
+    def save_best(self, state: Any, position: Position) -> None:
+        """Write the state to `<run>/best/` (ModelCheckpoint's save_best_only), the one
+        checkpoint there, for `predict`/`evaluate`/`export --best`. Synchronous: it is
+        rare (an improved epoch) and must be complete before the next can replace it."""
+        if self.best_ckpt is None:
+            self.best_ckpt = Checkpointer(self.run_dir / "best", max_to_keep=1, async_save=False)
+        ensure_space(self.run_dir, self.state_bytes)
+        self.best_ckpt.save(int(state.step), state, self.meta(position))
+
+    def close(self) -> None:
+        self.ckpt.close()
+        if self.best_ckpt is not None:
+            self.best_ckpt.close()
+
+    def passed(self, loss_is_finite: bool, step: int) -> bool:
+        """Record a finite check of the loss at `step` done by the caller (epoch end);
+        False: it failed, training stops (the message names the step, or the window
+        since the last passed check)."""
+        if loss_is_finite:
+            self.last_finite = step
+            return True
+        self.stop_on_nan(step)
+        return False
+
+    def step_finite(self, metrics: Any, step: int) -> bool:
+        """`strict`: the loss after the dispatch ending at `step`, read at once (one
+        device-to-host sync; reading it one dispatch late measured slower on CPU).
+        False: training stops, naming this step."""
+        return self.passed(bool(self._loss_finite(metrics)), step)
+
     def stop_on_nan(self, step: int) -> None:
         """Stop on a non-finite loss or weights, and say which checkpoint remains."""
+        first = self.last_finite + 1
+        if first == step:
+            when = f"at step {step}"
+        elif self.strict:  # a dispatch of several steps (steps_per_execution)
+            when = f"in steps {first}-{step} (one dispatch of train.steps_per_execution)"
+        else:
+            since = "at the start" if first == 1 else f"at the check after step {first - 1}"
+            when = (
+                f"in steps {first}-{step} (finite {since}; "
+                "train.terminate_on_nan: strict names the exact step)"
+            )
         self.nan_stopped = True
         self.ckpt.wait()
         self.nan_checkpoint = kept = self.ckpt.latest_step()
@@ -122,7 +186,7 @@ class RunCheckpoints:
             else "no checkpoint was kept (none was saved before it)"
         )
         self.progress.message(
-            f"TerminateOnNaN: non-finite loss or weights by step {step}; stopping: {where}."
+            f"TerminateOnNaN: non-finite loss or weights {when}; stopping: {where}."
         )
 
     def resume(self, state: Any) -> Resumed:
@@ -160,6 +224,11 @@ class RunCheckpoints:
 
     def _resume_from(self, step: int, state: Any) -> Resumed:
         meta = self.ckpt.read_meta(step)
+        if self.host:
+            try:
+                self.host.load_meta(meta)
+            except HostStateDamaged as exc:
+                raise CheckpointDamaged(step, exc.reason) from None
         types = [cb.spec.type for cb in self.callbacks]
         if meta.get("callback_types", types) != types:
             self.ckpt.close()
@@ -187,7 +256,14 @@ class RunCheckpoints:
                 f"Note: checkpoint step {step} has no digest (written by an older "
                 "modelspec), so its arrays could not be verified."
             )
+        self.last_finite = step  # only finite states are saved (with TerminateOnNaN)
         position = Position(
-            meta["epoch"], meta["next_batch"], meta["epochs_logged"], meta["finished"]
+            meta["epoch"],
+            meta["next_batch"],
+            meta["epochs_logged"],
+            meta["finished"],
+            # written before these were recorded: assume the safe answer (no continuing)
+            meta.get("weights_swapped", True),
+            meta.get("epochs_target"),
         )
         return Resumed(state, position, extra["best"] if extra else None, records)

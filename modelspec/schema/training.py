@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from modelspec.schema.base import PositiveInt, SpecModel
 from modelspec.schema.callbacks import Callback
@@ -20,8 +22,20 @@ class TrainSpec(SpecModel):
     """How often training scalars go to TensorBoard (host reads happen only then)."""
     callbacks: list[Callback] = Field(default_factory=list)
     """Callbacks, applied in order (TerminateOnNaN is always on)."""
-    terminate_on_nan: bool = True
-    """Stop at the first non-finite loss and keep the last good checkpoint."""
+    terminate_on_nan: bool | Literal["strict"] = True
+    """Stop on a non-finite loss and keep the last good checkpoint. `true` checks at
+    every checkpoint save and epoch end (one fused reduction there, no per-step cost),
+    so the message names the window of steps since the last finite check; `strict`
+    also reads the loss after every step (one device-to-host sync per step, as Keras's
+    TerminateOnNaN) and names the exact step; `false` never stops."""
+
+    @field_validator("terminate_on_nan", mode="before")
+    @classmethod
+    def _nan_mode(cls, value: object) -> object:
+        """One message for both branches of the union (not "must be true or false")."""
+        if value is True or value is False or value == "strict":
+            return value
+        raise ValueError("must be true, false or 'strict'")
 
 
 class CheckpointSpec(SpecModel):

@@ -344,9 +344,11 @@ def test_sigterm_stops_with_a_message_and_exit_143(project, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, out + err
     assert "Traceback" not in err
-    # the epoch's own end-of-epoch checkpoint is still written, then it stops
-    assert "SIGTERM: interrupted at step 3; the last checkpoint is step 3" in err
-    assert "rerun the same command to resume" in err
+    # the epoch's own end-of-epoch checkpoint is the one a rerun resumes from
+    assert (
+        f"SIGTERM: training stopped at step 3 (epoch 1, at its end); saved checkpoint step 3 "
+        f"in {run}; a rerun resumes from there. Rerun the same command to resume."
+    ) in err
     assert steps_of(run) == [2, 3]
     assert len(metrics.read_text().splitlines()) == 1
 
@@ -361,9 +363,27 @@ def test_ctrl_c_stops_at_the_next_dispatch_with_exit_130(project, tmp_path, monk
         os.kill(os.getpid(), signal.SIGINT)  # as if Ctrl-C was pressed during step 1
 
     monkeypatch.setattr(runlog.Progress, "advance", advance)
-    result = invoke("train", project / "spec.yaml", "--run-dir", tmp_path / "run")
+    run = tmp_path / "run"
+    result = invoke("train", project / "spec.yaml", "--run-dir", run)
     assert result.exit_code == 130, result.output
-    assert "SIGINT: interrupted at step 1; there is no checkpoint yet" in result.stderr
+    # a checkpoint is saved where it stopped (step 1, before the first periodic one)
+    assert (
+        f"SIGINT: training stopped at step 1 (epoch 1, batch 1 of 3); saved checkpoint step 1 "
+        f"in {run}; a rerun resumes from there. Rerun the same command to resume."
+    ) in result.stderr
+    assert steps_of(run) == [1]
+    monkeypatch.setattr(runlog.Progress, "advance", original)
+    again = invoke("train", project / "spec.yaml", "--run-dir", run)
+    assert again.exit_code == 0, again.output
+    assert f"Resuming from step 1 (epoch 1, batch 1) in {run}" in again.output
+    # ... and ends where an uninterrupted run ends, bit for bit
+    resumed = Checkpointer(run / "checkpoints", max_to_keep=None, async_save=False)
+    whole = Checkpointer(project / "run" / "checkpoints", max_to_keep=None, async_save=False)
+    try:
+        assert resumed.read_meta(9)["digest"] == whole.read_meta(9)["digest"]
+    finally:
+        resumed.close()
+        whole.close()
 
 
 def _wrapped_orbax_error(*args, **kwargs):

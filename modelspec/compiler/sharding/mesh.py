@@ -90,10 +90,14 @@ def _key(k) -> Any:
     return str(k)
 
 
-def put_batch(dist: Distribution, batch: dict, *, stacked: bool = False) -> dict:
+def put_batch(
+    dist: Distribution, batch: dict, *, stacked: bool = False, local: bool = False
+) -> dict:
     """A host batch (the global batch, identical on every process) -> global arrays
     sharded on the batch axis; each process contributes only its rows. `stacked`:
-    batches stacked on a leading steps axis (steps_per_execution)."""
+    batches stacked on a leading steps axis (steps_per_execution). `local`: `batch`
+    holds only this process's rows already (rows `[pid * per, (pid + 1) * per)` of
+    the global batch, as built by a pipeline that reads no other rows)."""
     spec = PartitionSpec(None, *dist.batch_spec) if stacked else dist.batch_spec
     sharding = dist.sharding(spec)
     nproc, pid = jax.process_count(), jax.process_index()
@@ -103,11 +107,18 @@ def put_batch(dist: Distribution, batch: dict, *, stacked: bool = False) -> dict
         x = np.asarray(x)
         if nproc == 1:
             return jax.device_put(x, sharding)
+        if local:
+            shape = (*x.shape[:axis], x.shape[axis] * nproc, *x.shape[axis + 1 :])
+            return jax.make_array_from_process_local_data(sharding, x, shape)
         per = x.shape[axis] // nproc
-        local = np.take(x, np.arange(pid * per, (pid + 1) * per), axis=axis)
-        return jax.make_array_from_process_local_data(sharding, local, x.shape)
+        rows = np.take(x, np.arange(pid * per, (pid + 1) * per), axis=axis)
+        return jax.make_array_from_process_local_data(sharding, rows, x.shape)
 
     return jax.tree_util.tree_map(put, batch)
+
+
+HEARTBEAT_TIMEOUT_S = 30
+"""A process silent this long is declared dead by JAX's coordination service."""
 
 
 def initialize_processes(
@@ -115,12 +126,18 @@ def initialize_processes(
     num_processes: int | None,
     process_id: int | None,
     *,
-    heartbeat_timeout: int = 30,
+    heartbeat_timeout: int = HEARTBEAT_TIMEOUT_S,
 ) -> None:
     """Join a multi-process run through `jax.distributed` (flags, then MODELSPEC_*
     environment variables, then JAX's auto-detection on SLURM / Cloud TPU). A dead
-    process is detected by heartbeat and the others stop with an error within about
-    `heartbeat_timeout` seconds instead of hanging."""
+    process is detected by heartbeat within `heartbeat_timeout` seconds; with JAX's
+    recoverability on, the service then leaves the others running so that
+    `runtime/peers.py` can stop them with a message and exit code 4 instead of JAX
+    aborting them (exit 134)."""
+    try:  # a JAX without the switch keeps its default (the others abort, exit 134)
+        jax.config.update("jax_enable_recoverability", True)
+    except AttributeError:
+        pass
     coordinator = coordinator or os.environ.get("MODELSPEC_COORDINATOR")
     if num_processes is None and os.environ.get("MODELSPEC_NUM_PROCESSES"):
         num_processes = int(os.environ["MODELSPEC_NUM_PROCESSES"])

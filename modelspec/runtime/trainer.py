@@ -29,14 +29,13 @@ import jax.numpy as jnp
 import yaml
 
 from modelspec.compiler.load import load
-from modelspec.compiler.sharding.mesh import is_main_process, put_batch
+from modelspec.compiler.sharding.mesh import is_main_process
 from modelspec.errors import SpecError
-from modelspec.runtime import peers
+from modelspec.runtime import feeding, peers
 from modelspec.runtime.adapt import adapt_state
 from modelspec.runtime.callbacks import Action, build_callbacks, new_fit
 from modelspec.runtime.data.image_folder import write_class_names
-from modelspec.runtime.data.prefetch import Chunk, Prefetcher, chunk_plan
-from modelspec.runtime.device_data import resident_data
+from modelspec.runtime.data.prefetch import Chunk, Prefetcher
 from modelspec.runtime.diskfull import disk_full_cause, disk_full_error
 from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
 from modelspec.runtime.history import History, summarize
@@ -244,26 +243,18 @@ class Trainer:
 
     def _place_data(self) -> None:
         """Keep small in-memory training data on the devices (`device_data.py`)."""
-        d = self.spec.data
-        self.resident = resident_data(
-            self.s,
-            self.data.train,
-            batch_size=self.batch_size,
-            shuffle=d.shuffle,
-            seed=self.spec.seed,
-            drop_remainder=self.drop,
-        )
+        self.resident = feeding.place(self.s, self.data.train)
 
     def _encode_text(self, restored: bool) -> None:
-        """The host (text) layers' state — restored with the checkpoint, or adapted on
-        the training split on a fresh run — written to the run directory and carried
-        by every checkpoint; then the data encoded once and placed."""
-        host = self.s.host
-        if not restored:
-            host.adapt(self.data.train, self.progress.message)
-        if self.main:
-            host.write(self.run_dir)
-        self.data = host.encode_datasets(self.data)
+        """The text layers' state and the data they encode (`feeding.encode_text`)."""
+        self.data = feeding.encode_text(
+            self.s,
+            self.data,
+            restored=restored,
+            run_dir=self.run_dir,
+            main=self.main,
+            report=self.progress.message,
+        )
         self._place_data()
 
     def _host_step(self, state, epoch: int, index: int, count: int):
@@ -272,25 +263,8 @@ class Trainer:
         return self.s.train_step(state, self.feed.get(Chunk(epoch, index, count)))
 
     def _prefetcher(self, epoch: int, index: int) -> Prefetcher:
-        """The host batches from (epoch, index) to the end of the run, built by
-        background workers in the loop's order and copied to the devices ahead of the
-        step (`runtime/data/prefetch.py`); each process builds only its own rows."""
-        d, spe = self.spec.data, self.spec.train.steps_per_execution
-        return Prefetcher(
-            self.data.train,
-            chunk_plan(self.steps_per_epoch, spe, self.spec.train.epochs, epoch, index),
-            batching=dict(
-                batch_size=self.batch_size,
-                shuffle=d.shuffle,
-                seed=self.spec.seed,
-                drop_remainder=self.drop,
-            ),
-            stacked=spe > 1,
-            put=partial(put_batch, self.s.dist, stacked=spe > 1, local=True),
-            workers=d.workers,
-            depth=d.max_queue_size,
-            part=(jax.process_index(), jax.process_count()),
-        )
+        """Host batches built ahead from (epoch, index) (`feeding.prefetcher`)."""
+        return feeding.prefetcher(self.s, self.data.train, self.steps_per_epoch, epoch, index)
 
     def _check_signals(self, state, step: int, epoch: int, batch: int, logged: int) -> None:
         """After a dispatch, at a step boundary: on SIGINT/SIGTERM save a checkpoint here

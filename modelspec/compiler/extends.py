@@ -181,7 +181,13 @@ def _base_file(
 
     if not isinstance(name, str) or not name.strip():
         raise fail("must be a file path", received=short_repr(name))
-    base = (file.parent / name).resolve()
+    try:
+        base = (file.parent / name).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+        reason = "a loop of symbolic links" if "loop" in str(exc).lower() else str(exc)
+        raise fail(
+            f"cannot resolve the base spec's path ({reason})", received=short_repr(name)
+        ) from None
     if base in stack:
         cycle = " -> ".join(_display(f) for f in (*stack, base))
         raise fail(f"`extends` cycle: {cycle}")
@@ -277,6 +283,9 @@ def _read_bytes(file: FsPath, shown: str, base_at: Pos | None) -> bytes:
     finally:
         os.close(fd)
     if size > MAX_SPEC_BYTES:
+        if base_at is None:  # point at the line where the file passes the limit
+            head = b"".join(chunks)[:MAX_SPEC_BYTES].decode("utf-8", "replace")
+            where = (shown, *line_col(head, len(head)))
         raise SpecError.single(
             Diagnostic(
                 *where,

@@ -7,6 +7,7 @@ fetched at log points only); elsewhere (CI) one plain line per epoch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,10 +22,15 @@ class MetricsLog:
         self.path = path
 
     def truncate(self, epochs: int) -> None:
+        """Keep the first `epochs` records. The new text goes to a temporary file that
+        replaces the log in one rename: a kill during the rewrite (a rerun's resume)
+        must leave the old log whole, never half of it (found by the crash suite)."""
         if not self.path.exists():
             return
         records = self.read()[:epochs]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text("".join(json.dumps(r) + "\n" for r in records))
+        os.replace(temporary, self.path)
 
     def append(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as f:

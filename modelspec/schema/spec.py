@@ -14,6 +14,7 @@ from modelspec.schema.losses import Loss
 from modelspec.schema.metrics import Metric
 from modelspec.schema.optimizers import Optimizer
 from modelspec.schema.precision import DTypePolicyName
+from modelspec.schema.tensors import MAX_RANK
 from modelspec.schema.training import CheckpointSpec, TrainSpec
 
 DType = Literal[
@@ -33,8 +34,9 @@ DType = Literal[
 class InputSpec(SpecModel):
     """One model input; the batch axis is implicit."""
 
-    shape: list[PositiveInt | None]
-    """Shape without the batch axis; null for a variable-length axis."""
+    shape: list[PositiveInt | None] = Field(max_length=MAX_RANK - 1)
+    """Shape without the batch axis; null for a variable-length axis. At most 63 axes (a
+    tensor has at most 64, the batch axis included)."""
     dtype: DType = "float32"
     """Element type (int32 for token ids; `string` for raw text, which only the text
     layers — TextVectorization, StringLookup, Hashing — may read)."""

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 Dim = int | None
 """A dimension; None is unknown (the batch axis, or a variable sequence length)."""
 
+MAX_RANK = 64
+"""Most axes a tensor may have, the batch axis included: NumPy's limit (so Keras's too).
+Also what keeps shape inference linear: some layers' checks compare axes pairwise, and a
+spec with a 100,000-axis input took minutes in them (found by the spec fuzzer)."""
+
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int32", "int64", "int8", "uint8", "bool")
 
@@ -30,6 +35,13 @@ class TensorType:
 
     shape: tuple[Dim, ...]
     dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if len(self.shape) > MAX_RANK:
+            raise ShapeError(
+                f"a tensor may have at most {MAX_RANK} axes (the batch axis included); "
+                f"this one would have {len(self.shape):,}"
+            )
 
     @property
     def rank(self) -> int:

@@ -337,6 +337,15 @@ def train(
     (the last checkpoint with a finite loss and weights is kept); 130 / 143 interrupted
     by Ctrl-C / SIGTERM (rerun the same command to resume); 4 in a multi-process run,
     another process was lost (named, with the checkpoint to resume from)."""
+    from modelspec.compiler.memory import spec_limit_error
+
+    try:  # spec errors and absurd sizes before JAX is imported (seconds on small hosts)
+        too_large = spec_limit_error(_load(spec, set_, allow_outside))
+    except SpecError as error:
+        _fail(error)
+    if too_large is not None:
+        _fail(SpecError([too_large]))
+
     from modelspec.compiler.extends import extends_anywhere
     from modelspec.compiler.sharding.mesh import (
         HEARTBEAT_TIMEOUT_S,

@@ -23,6 +23,7 @@ from modelspec.schema.regularizers import AlphaPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.activations:"
+_ONNX = "modelspec.compiler.layers.onnx.activations:"
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -50,6 +51,7 @@ class ReLU(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "ReLU"
+    onnx: ClassVar[str] = _ONNX + "lower_relu"
     masking: ClassVar[str] = "keep"
     type: Literal["ReLU"]
     max_value: NonNegativeFloat | None = None
@@ -81,6 +83,7 @@ class LeakyReLU(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "LeakyReLU"
+    onnx: ClassVar[str] = _ONNX + "lower_leaky_relu"
     masking: ClassVar[str] = "keep"
     type: Literal["LeakyReLU"]
     negative_slope: NonNegativeFloat = 0.3
@@ -100,6 +103,7 @@ class PReLU(LayerSpec, AlphaPenalties):
     """
 
     nnx: ClassVar[str] = _NNX + "PReLU"
+    onnx: ClassVar[str] = _ONNX + "lower_prelu"
     masking: ClassVar[str] = "keep"
     type: Literal["PReLU"]
     alpha_initializer: Initializer = "zeros"
@@ -150,6 +154,7 @@ class ELU(LayerSpec):
     """Exponential linear unit: x for x > 0, alpha * (exp(x) - 1) otherwise."""
 
     nnx: ClassVar[str] = _NNX + "ELU"
+    onnx: ClassVar[str] = _ONNX + "lower_elu"
     masking: ClassVar[str] = "keep"
     type: Literal["ELU"]
     alpha: float = 1.0
@@ -170,6 +175,7 @@ class Softmax(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "Softmax"
+    onnx: ClassVar[str] = _ONNX + "lower_softmax"
     type: Literal["Softmax"]
     axis: int | list[int] = -1
     """Axis, or list of axes normalized together, counted with the batch axis as 0

@@ -9,6 +9,7 @@ hide the masked query rows and key positions; the output keeps the query's mask.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -17,6 +18,7 @@ from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Named
+from modelspec.schema.layers.flops_math import projection, rows, times, total
 from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank, need_rank
 from modelspec.schema.regularizers import KernelPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType, format_shape
@@ -32,6 +34,7 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
 
     call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:MultiHeadAttention"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_multi_head_attention"
     call_kwargs: ClassVar[tuple[str, ...]] = ("use_causal_mask",)
     dropout_fields: ClassVar[tuple[str, ...]] = ("dropout",)
     activity_regularizer_refusal: ClassVar[str | None] = (
@@ -138,6 +141,28 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
             params.append(ParamInfo("attention_output/bias", (out,), ("embed",)))
         return LayerShape(TensorType((*q.shape[:-1], out), float_out(q)), tuple(params))
 
+    def flops(self, args: dict[str, TensorType], shape: LayerShape) -> int | None:
+        """The four projections, then per head and score (query position x key
+        position, within each non-attention index): QK^T (2·key_dim), softmax (1) and
+        the weighted sum of values (2·value_dim)."""
+        q, v = args["query"], args["value"]
+        axes = self.attention_axes_for(q.rank)
+        others = [i for i in range(1, q.rank - 1) if i not in axes]
+        dims = [q.shape[i] for i in (*others, *axes)] + [v.shape[a] for a in axes]
+        scores = None if None in dims else math.prod(dims) * self.num_heads
+        per_score = 2 * self.key_dim + 1 + 2 * (self.value_dim or self.key_dim)
+        return attention_flops(args, shape, times(scores, per_score))
+
+
+def attention_flops(
+    args: dict[str, TensorType], shape: LayerShape, scores: int | None
+) -> int | None:
+    """The query, key, value and output projections plus the `scores` FLOPs."""
+    q, v = args["query"], args["value"]
+    k = args.get("key", v)
+    pairs = (("query", q), ("key", k), ("value", v), ("attention_output", q))
+    return total([*(projection(shape, name, t) for name, t in pairs), scores])
+
 
 def query_mask(
     args: dict[str, TensorType],
@@ -243,6 +268,7 @@ class Attention(_DotAttention):
     features."""
 
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:Attention"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_attention"
     type: Literal["Attention"]
     use_scale: bool = False
     """Learn a scalar that multiplies the scores (initially 1)."""
@@ -259,12 +285,20 @@ class Attention(_DotAttention):
         out = TensorType((*q.shape[:-1], v.shape[-1]), float_out(q))
         return LayerShape(out, tuple(params))
 
+    def flops(self, args: dict[str, TensorType], shape: LayerShape) -> int | None:
+        """Per score: 2 per feature (`dot`) or 3 (`concat`: add, tanh, sum), the scale
+        (1), softmax (1) and the weighted sum of values (2 per value feature)."""
+        q, v = args["query"], args["value"]
+        per_score = (2 if self.score_mode == "dot" else 3) * q.shape[-1] + self.use_scale + 1
+        return times(times(rows(q), v.shape[-2]), total([per_score, times(v.shape[-1], 2)]))
+
 
 class AdditiveAttention(_DotAttention):
     """Additive (Bahdanau-style) attention without projections (Keras
     `AdditiveAttention`): scores `sum(scale * tanh(query + key))` over the features."""
 
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:AdditiveAttention"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_additive_attention"
     type: Literal["AdditiveAttention"]
     use_scale: bool = True
     """Learn a per-feature scale of the scores (glorot_uniform initialized)."""
@@ -273,6 +307,13 @@ class AdditiveAttention(_DotAttention):
         q, v, dim = self._check(args)
         params = (ParamInfo("scale", (dim,), (None,)),) if self.use_scale else ()
         return LayerShape(TensorType((*q.shape[:-1], v.shape[-1]), float_out(q)), params)
+
+    def flops(self, args: dict[str, TensorType], shape: LayerShape) -> int | None:
+        """Per score: 4 per feature (add, tanh, scale, sum), softmax (1) and the
+        weighted sum of values (2 per value feature)."""
+        q, v = args["query"], args["value"]
+        per_score = total([4 * q.shape[-1] + 1, times(v.shape[-1], 2)])
+        return times(times(rows(q), v.shape[-2]), per_score)
 
 
 class GroupQueryAttention(LayerSpec, KernelPenalties):
@@ -283,6 +324,7 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
 
     call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:GroupQueryAttention"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_group_query_attention"
     activity_regularizer_refusal: ClassVar[str | None] = (
         "Keras's GroupQueryAttention applies activity_regularizer to its output and again "
         "to its query, key, value and output projections; that is not supported"
@@ -350,3 +392,11 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
         if self.use_bias:
             params.append(ParamInfo("attention_output/bias", (dq,), ("embed",)))
         return LayerShape(TensorType(q.shape, float_out(q)), tuple(params))
+
+    def flops(self, args: dict[str, TensorType], shape: LayerShape) -> int | None:
+        """As MultiHeadAttention's, with num_query_heads score matrices (the key/value
+        heads are shared, not recomputed)."""
+        scores = times(rows(args["query"]), args["value"].shape[1])
+        return attention_flops(
+            args, shape, times(scores, self.num_query_heads * (4 * self.head_dim + 1))
+        )

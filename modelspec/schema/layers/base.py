@@ -13,6 +13,7 @@ from pydantic import Field
 
 from modelspec.schema.layer_args import InputRef
 from modelspec.schema.layers.calls import Call, Single
+from modelspec.schema.layers.flops_math import per_example, times
 from modelspec.schema.precision import DTypePolicyName
 from modelspec.schema.regularizers import Regularizer, RegularizerSpec, resolve
 from modelspec.schema.tensors import LayerShape, TensorType
@@ -57,7 +58,12 @@ class LayerSpec(Registered):
        `Merge`, keyword tensors for `Named`) returns what Keras 3 returns for the same
        weights; `training` switches dropout and batch statistics, `rngs.dropout()`
        draws randomness.
-    6. (Later: ONNX lowering.)
+    6. **ONNX lowering** — `onnx` (class variable): "module:function" in
+       `modelspec.compiler.layers.onnx` that writes the layer into an ONNX graph
+       (signature in that package's `graph.py`); "" = not exportable yet.
+    7. **FLOPs** — `flops(inputs, shape)`: forward FLOPs per example for `summary`,
+       from the input types and the inferred shape (`flops_math.py`: the convention);
+       by default `flops_per_element` per output element; matmul-like layers override.
 
     Behaviour the Keras-twin tests must know, as class variables:
     `call_kwargs` (fields Keras takes at call time, not in the constructor),
@@ -78,6 +84,10 @@ class LayerSpec(Registered):
     """How the layer is called (see `calls.py`)."""
     nnx: ClassVar[str] = ""
     """The NNX class implementing the layer, as "package.module:Class"."""
+    onnx: ClassVar[str] = ""
+    """The layer's ONNX lowering, "package.module:function" (see
+    `compiler/layers/onnx/graph.py`), imported only by the ONNX export; "" = not
+    exportable yet (the export refuses the model, naming every such layer)."""
     host: ClassVar[str] = ""
     """For layers that work on strings (TextVectorization, StringLookup, ...), which JAX
     cannot hold: the NumPy class ("package.module:Class") that runs the layer on the
@@ -139,6 +149,10 @@ class LayerSpec(Registered):
     """Adapted variables that Keras keeps as plain attributes of the same name rather
     than weights (Discretization's `bin_boundaries`): checkpointed here, but outside
     Keras's parameter counts."""
+    flops_per_element: ClassVar[int] = 1
+    """FLOPs per output element of the default `flops` rule: 1 for element-wise layers,
+    0 for layers that only move data (reshape, crop, dropout at inference), ~5 for
+    normalizations (`flops_math.py` states the whole convention)."""
 
     name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
     """Unique layer name; needed only when other layers reference it. Defaults to
@@ -169,6 +183,15 @@ class LayerSpec(Registered):
     def infer(self, inputs: Inputs) -> LayerShape:
         """Output type and variables for `inputs` (see the class docstring, step 3)."""
         raise NotImplementedError(f"{type(self).__name__} has no shape inference")
+
+    def flops(self, inputs: Inputs, shape: LayerShape) -> int | None:
+        """Forward FLOPs per example, from the input types and the inferred shape (the
+        convention: `flops_math.py`): by default `flops_per_element` per element of the
+        first output, 0 for host layers (they run outside the model). Matmul-like
+        layers override it. None when a size other than the batch axis is unknown."""
+        if type(self).host:
+            return 0
+        return times(per_example(shape.output), type(self).flops_per_element)
 
     def infer_mask(
         self, inputs: Inputs, masks: Masks

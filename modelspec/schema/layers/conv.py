@@ -25,6 +25,7 @@ from modelspec.schema.layers.conv_shapes import (
     transpose_size,
     window,
 )
+from modelspec.schema.layers.flops_math import affine, kernel_macs, rows
 from modelspec.schema.layers.shape_math import float_out, int_tuple, known_last
 from modelspec.schema.regularizers import (
     BiasPenalties,
@@ -40,6 +41,7 @@ IntOrN = PositiveInt | list[PositiveInt]
 AXES_IN_OUT = ("conv_in", "conv_out")
 """Logical axes of a kernel's (input, output) channel axes."""
 _NNX = "modelspec.compiler.layers.conv:"
+_ONNX = "modelspec.compiler.layers.onnx.conv:"
 
 
 class _Conv(LayerSpec, KernelPenalties):
@@ -85,11 +87,18 @@ class _Conv(LayerSpec, KernelPenalties):
         kernel = ParamInfo("kernel", (*k, c // g, self.filters), axes)
         return conv_output(self, x, spatial, [kernel], self.filters)
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """2 per kernel weight per output position (k·k·cin/groups·filters·H·W for a
+        Conv2D), + bias and activation per output element."""
+        macs = kernel_macs(shape, rows(shape.output))
+        return affine(macs, shape.output, self.use_bias, self.activation)
+
 
 class Conv1D(_Conv):
     """1D convolution over (batch, steps, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv1D"
+    onnx: ClassVar[str] = _ONNX + "lower_conv"
     rank: ClassVar[int] = 1
     type: Literal["Conv1D"]
     kernel_size: IntOr1 = Field(json_schema_extra={"examples": [3]})
@@ -107,6 +116,7 @@ class Conv2D(_Conv):
     """2D convolution over (batch, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv2D"
+    onnx: ClassVar[str] = _ONNX + "lower_conv"
     rank: ClassVar[int] = 2
     type: Literal["Conv2D"]
     kernel_size: IntOr2
@@ -123,6 +133,7 @@ class Conv3D(_Conv):
     """3D convolution over (batch, depth, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv3D"
+    onnx: ClassVar[str] = _ONNX + "lower_conv"
     rank: ClassVar[int] = 3
     type: Literal["Conv3D"]
     kernel_size: IntOrN
@@ -161,6 +172,12 @@ class _Window(LayerSpec):
         need_conv_input(x, self.rank)
         need_float(x, self.type)
         return window(self, self.rank)
+
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """2 per kernel weight per output position (a separable convolution's depthwise
+        and pointwise kernels both), + bias and activation per output element."""
+        macs = kernel_macs(shape, rows(shape.output))
+        return affine(macs, shape.output, self.use_bias, self.activation)
 
 
 def conv_output(
@@ -201,6 +218,7 @@ class DepthwiseConv1D(_DepthwiseConv):
     """Depthwise 1D convolution over (batch, steps, channels)."""
 
     nnx: ClassVar[str] = _NNX + "DepthwiseConv1D"
+    onnx: ClassVar[str] = _ONNX + "lower_depthwise_conv"
     rank: ClassVar[int] = 1
     type: Literal["DepthwiseConv1D"]
 
@@ -209,6 +227,7 @@ class DepthwiseConv2D(_DepthwiseConv):
     """Depthwise 2D convolution over (batch, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "DepthwiseConv2D"
+    onnx: ClassVar[str] = _ONNX + "lower_depthwise_conv"
     rank: ClassVar[int] = 2
     type: Literal["DepthwiseConv2D"]
 
@@ -247,6 +266,7 @@ class SeparableConv1D(_SeparableConv):
     """Depthwise separable 1D convolution over (batch, steps, channels)."""
 
     nnx: ClassVar[str] = _NNX + "SeparableConv1D"
+    onnx: ClassVar[str] = _ONNX + "lower_separable_conv"
     rank: ClassVar[int] = 1
     type: Literal["SeparableConv1D"]
 
@@ -255,6 +275,7 @@ class SeparableConv2D(_SeparableConv):
     """Depthwise separable 2D convolution over (batch, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "SeparableConv2D"
+    onnx: ClassVar[str] = _ONNX + "lower_separable_conv"
     rank: ClassVar[int] = 2
     type: Literal["SeparableConv2D"]
 
@@ -304,11 +325,17 @@ class _ConvTranspose(_Window, KernelPenalties):
         kernel = ParamInfo("kernel", (*k, self.filters, c), (None,) * n + AXES_IN_OUT[::-1])
         return conv_output(self, x, spatial, [kernel], self.filters)
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """2 per kernel weight per *input* position (each input element is scattered
+        through the whole kernel), + bias and activation per output element."""
+        return affine(kernel_macs(shape, rows(x)), shape.output, self.use_bias, self.activation)
+
 
 class Conv1DTranspose(_ConvTranspose):
     """Transposed 1D convolution over (batch, steps, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv1DTranspose"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_transpose"
     rank: ClassVar[int] = 1
     type: Literal["Conv1DTranspose"]
 
@@ -317,6 +344,7 @@ class Conv2DTranspose(_ConvTranspose):
     """Transposed 2D convolution over (batch, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv2DTranspose"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_transpose"
     rank: ClassVar[int] = 2
     type: Literal["Conv2DTranspose"]
 
@@ -325,5 +353,6 @@ class Conv3DTranspose(_ConvTranspose):
     """Transposed 3D convolution over (batch, depth, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "Conv3DTranspose"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_transpose"
     rank: ClassVar[int] = 3
     type: Literal["Conv3DTranspose"]

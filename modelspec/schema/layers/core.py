@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -11,6 +12,7 @@ from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.einsum_math import analyze_einsum
+from modelspec.schema.layers.flops_math import affine, kernel_macs, per_example, rows, times
 from modelspec.schema.layers.shape_math import (
     float_out,
     known_last,
@@ -21,12 +23,14 @@ from modelspec.schema.regularizers import EmbeddingsPenalties, KernelPenalties
 from modelspec.schema.tensors import INT_DTYPES, LayerShape, ParamInfo, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.core:"
+_ONNX = "modelspec.compiler.layers.onnx.core:"
 
 
 class Dense(LayerSpec, KernelPenalties):
     """Densely connected layer: `activation(inputs @ kernel + bias)` on the last axis."""
 
     nnx: ClassVar[str] = _NNX + "Dense"
+    onnx: ClassVar[str] = _ONNX + "lower_dense"
     masking: ClassVar[str] = "keep"
     type: Literal["Dense"]
     units: PositiveInt
@@ -48,6 +52,10 @@ class Dense(LayerSpec, KernelPenalties):
             params.append(ParamInfo("bias", (self.units,), ("mlp",)))
         return LayerShape(TensorType((*x.shape[:-1], self.units), float_out(x)), tuple(params))
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """2·in·units per position, + bias and activation per output element."""
+        return affine(kernel_macs(shape, rows(x)), shape.output, self.use_bias, self.activation)
+
 
 class EinsumDense(LayerSpec, KernelPenalties):
     """A dense layer written as an einsum: `activation(einsum(equation, inputs, kernel)
@@ -58,6 +66,7 @@ class EinsumDense(LayerSpec, KernelPenalties):
     sizes from `output_shape`, the others from the input."""
 
     nnx: ClassVar[str] = _NNX + "EinsumDense"
+    onnx: ClassVar[str] = _ONNX + "lower_einsum_dense"
     type: Literal["EinsumDense"]
     equation: str
     """`input,kernel->output` axis letters: `ab,bc->ac`, `...ab,bc->...ac` (leading axes,
@@ -82,11 +91,22 @@ class EinsumDense(LayerSpec, KernelPenalties):
             params.append(ParamInfo("bias", plan.bias_shape, (None,) * len(plan.bias_shape)))
         return LayerShape(TensorType(plan.output_shape, float_out(x)), tuple(params))
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """2 per output element and contracted kernel index, + bias and activation."""
+        operands, out = self.equation.replace(" ", "").split("->")
+        lhs, kernel = operands.split(",")
+        kernel_shape = next(p.shape for p in shape.params if p.path == "kernel")
+        sizes = dict(zip(kernel, kernel_shape, strict=True))
+        contracted = math.prod(sizes[c] for c in kernel if c in lhs and c not in out)
+        macs = times(per_example(shape.output), contracted)
+        return affine(macs, shape.output, self.bias_axes is not None, self.activation)
+
 
 class Activation(LayerSpec):
     """Applies an activation function."""
 
     nnx: ClassVar[str] = _NNX + "Activation"
+    onnx: ClassVar[str] = _ONNX + "lower_activation"
     masking: ClassVar[str] = "keep"
     type: Literal["Activation"]
     activation: ActivationFn
@@ -101,6 +121,8 @@ class Dropout(LayerSpec):
     1/(1-rate); identity at inference."""
 
     nnx: ClassVar[str] = _NNX + "Dropout"
+    onnx: ClassVar[str] = _ONNX + "lower_dropout"
+    flops_per_element: ClassVar[int] = 0
     masking: ClassVar[str] = "keep"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     inverted_dropout: ClassVar[bool] = True
@@ -120,6 +142,7 @@ class Rescaling(LayerSpec):
     """`inputs * scale + offset` (e.g. scale: 0.00392 to map pixels to [0, 1])."""
 
     nnx: ClassVar[str] = _NNX + "Rescaling"
+    onnx: ClassVar[str] = _ONNX + "lower_rescaling"
     masking: ClassVar[str] = "keep"
     type: Literal["Rescaling"]
     scale: float
@@ -135,6 +158,8 @@ class Embedding(LayerSpec, EmbeddingsPenalties):
     """Turns integer indices in [0, input_dim) into dense vectors of size output_dim."""
 
     nnx: ClassVar[str] = _NNX + "Embedding"
+    onnx: ClassVar[str] = _ONNX + "lower_embedding"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["Embedding"]
     input_dim: PositiveInt
     """Vocabulary size: the largest index + 1."""
@@ -174,6 +199,8 @@ class Identity(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "Identity"
+    onnx: ClassVar[str] = _ONNX + "lower_identity"
+    flops_per_element: ClassVar[int] = 0
     masking: ClassVar[str] = "keep"
     type: Literal["Identity"]
 
@@ -190,6 +217,8 @@ class PositionEmbedding(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "PositionEmbedding"
+    onnx: ClassVar[str] = _ONNX + "lower_position_embedding"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["PositionEmbedding"]
     sequence_length: PositiveInt
     """The longest sequence the table covers (rows of the embedding table)."""
@@ -218,6 +247,7 @@ class Masking(LayerSpec):
     as Keras's `Masking`."""
 
     nnx: ClassVar[str] = _NNX + "Masking"
+    onnx: ClassVar[str] = _ONNX + "lower_masking"
     masking: ClassVar[str] = "keep"
     type: Literal["Masking"]
     mask_value: float = 0.0

@@ -27,6 +27,7 @@ from modelspec.schema.layers.shape_math import need_min_rank, normalize_axes
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.features:"
+_ONNX = "modelspec.compiler.layers.onnx.features:"
 _ADAPT = "modelspec.runtime.adapters:"
 
 Floats = float | list[float] | list[list[float]]
@@ -74,6 +75,7 @@ class Normalization(LayerSpec):
     checkpoint. Output float32."""
 
     nnx: ClassVar[str] = _NNX + "Normalization"
+    onnx: ClassVar[str] = _ONNX + "lower_normalization"
     adapter: ClassVar[str] = _ADAPT + "normalization"
     masking: ClassVar[str] = "keep"
     type: Literal["Normalization"]
@@ -171,6 +173,7 @@ class Discretization(LayerSpec):
     where the summary here shows `num_bins - 1`."""
 
     nnx: ClassVar[str] = _NNX + "Discretization"
+    onnx: ClassVar[str] = _ONNX + "lower_discretization"
     adapter: ClassVar[str] = _ADAPT + "discretization"
     untracked_state: ClassVar[tuple[str, ...]] = ("bin_boundaries",)
     type: Literal["Discretization"]
@@ -225,6 +228,7 @@ class CategoryEncoding(LayerSpec):
     (values outside that range encode as zeros). Output float32."""
 
     nnx: ClassVar[str] = _NNX + "CategoryEncoding"
+    onnx: ClassVar[str] = _ONNX + "lower_category_encoding"
     type: Literal["CategoryEncoding"]
     num_tokens: PositiveInt
     """Number of tokens: the length of the output vectors."""

@@ -7,10 +7,12 @@ from typing import ClassVar, Literal
 
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Merge
+from modelspec.schema.layers.flops_math import per_example, times, total
 from modelspec.schema.layers.shape_math import int_tuple, need_min_rank
 from modelspec.schema.tensors import FLOAT_DTYPES, LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.merging:"
+_ONNX = "modelspec.compiler.layers.onnx.merging:"
 _INT_ORDER = ("bool", "uint8", "int8", "int32", "int64")
 
 
@@ -66,11 +68,16 @@ class _ElementWise(LayerSpec):
         soon as one input is unmasked."""
         return None if any(m is None for m in masks) else masks[0]
 
+    def flops(self, xs: list[TensorType], shape: LayerShape) -> int | None:
+        """One operation per output element for each input after the first."""
+        return times(per_example(shape.output), max(1, len(xs) - 1))
+
 
 class Add(_ElementWise):
     """Element-wise sum of its inputs (shapes must match or broadcast)."""
 
     nnx: ClassVar[str] = _NNX + "Add"
+    onnx: ClassVar[str] = _ONNX + "lower_add"
     type: Literal["Add"]
 
 
@@ -80,6 +87,7 @@ class Average(_ElementWise):
     output is always float (float32 for integer inputs)."""
 
     nnx: ClassVar[str] = _NNX + "Average"
+    onnx: ClassVar[str] = _ONNX + "lower_average"
     type: Literal["Average"]
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
@@ -92,6 +100,8 @@ class Concatenate(LayerSpec):
 
     call: ClassVar[Call] = Merge()
     nnx: ClassVar[str] = _NNX + "Concatenate"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_concatenate"
     type: Literal["Concatenate"]
     axis: int = -1
     """Axis to concatenate along."""
@@ -146,6 +156,7 @@ class Dot(LayerSpec):
 
     call: ClassVar[Call] = Merge(inputs=2)
     nnx: ClassVar[str] = _NNX + "Dot"
+    onnx: ClassVar[str] = _ONNX + "lower_dot"
     type: Literal["Dot"]
     axes: int | list[int]
     """The axis to take the dot product along: one int for both inputs, or two ints
@@ -215,11 +226,19 @@ class Dot(LayerSpec):
         dtype = "int32" if {x.dtype, y.dtype} == {"int8"} else result_dtype(xs)
         return LayerShape(TensorType(shape, dtype))
 
+    def flops(self, xs: list[TensorType], shape: LayerShape) -> int | None:
+        """2 per output element and dot-axis element; `normalize`: ~3 per input element
+        (square, sum, divide)."""
+        depth = xs[0].shape[self.dot_axes(xs)[0]]
+        norm = total(times(per_example(x), 3) for x in xs) if self.normalize else 0
+        return total([times(per_example(shape.output), None if depth is None else 2 * depth), norm])
+
 
 class Maximum(_ElementWise):
     """Element-wise maximum of its inputs (shapes must match or broadcast)."""
 
     nnx: ClassVar[str] = _NNX + "Maximum"
+    onnx: ClassVar[str] = _ONNX + "lower_maximum"
     type: Literal["Maximum"]
 
 
@@ -227,6 +246,7 @@ class Minimum(_ElementWise):
     """Element-wise minimum of its inputs (shapes must match or broadcast)."""
 
     nnx: ClassVar[str] = _NNX + "Minimum"
+    onnx: ClassVar[str] = _ONNX + "lower_minimum"
     type: Literal["Minimum"]
 
 
@@ -234,6 +254,7 @@ class Multiply(_ElementWise):
     """Element-wise product of its inputs (shapes must match or broadcast)."""
 
     nnx: ClassVar[str] = _NNX + "Multiply"
+    onnx: ClassVar[str] = _ONNX + "lower_multiply"
     type: Literal["Multiply"]
 
 
@@ -243,4 +264,5 @@ class Subtract(_ElementWise):
 
     call: ClassVar[Call] = Merge(inputs=2)
     nnx: ClassVar[str] = _NNX + "Subtract"
+    onnx: ClassVar[str] = _ONNX + "lower_subtract"
     type: Literal["Subtract"]

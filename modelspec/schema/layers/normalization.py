@@ -20,6 +20,7 @@ from modelspec.schema.regularizers import GammaBetaPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.normalization:"
+_ONNX = "modelspec.compiler.layers.onnx.normalization:"
 
 
 class BatchNormalization(LayerSpec, GammaBetaPenalties):
@@ -28,6 +29,8 @@ class BatchNormalization(LayerSpec, GammaBetaPenalties):
     `moving = moving * momentum + batch * (1 - momentum)`."""
 
     nnx: ClassVar[str] = _NNX + "BatchNormalization"
+    flops_per_element: ClassVar[int] = 5
+    onnx: ClassVar[str] = _ONNX + "lower_batch_norm"
     train_deterministic: ClassVar[bool] = True
     float32_compute: ClassVar[bool] = True  # mixed policies: Keras upcasts, stats stay f32
     masking: ClassVar[str] = "keep"
@@ -84,6 +87,8 @@ class LayerNormalization(LayerSpec, GammaBetaPenalties):
     """Normalizes each sample over `axis` (the features by default)."""
 
     nnx: ClassVar[str] = _NNX + "LayerNormalization"
+    flops_per_element: ClassVar[int] = 5
+    onnx: ClassVar[str] = _ONNX + "lower_layer_norm"
     masking: ClassVar[str] = "keep"
     autocast: ClassVar[bool] = False  # Keras: `self.autocast = False`, computes in f32
     float32_compute: ClassVar[bool] = True
@@ -128,6 +133,8 @@ class GroupNormalization(LayerSpec, GammaBetaPenalties):
     """
 
     nnx: ClassVar[str] = _NNX + "GroupNormalization"
+    flops_per_element: ClassVar[int] = 5
+    onnx: ClassVar[str] = _ONNX + "lower_group_norm"
     masking: ClassVar[str] = "keep"
     autocast: ClassVar[bool] = False  # Keras: `self.autocast = False`, computes in f32
     float32_compute: ClassVar[bool] = True
@@ -196,6 +203,8 @@ class UnitNormalization(LayerSpec):
     integers."""
 
     nnx: ClassVar[str] = _NNX + "UnitNormalization"
+    flops_per_element: ClassVar[int] = 5
+    onnx: ClassVar[str] = _ONNX + "lower_unit_norm"
     masking: ClassVar[str] = "keep"
     type: Literal["UnitNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
@@ -219,6 +228,8 @@ class RMSNormalization(LayerSpec):
     """
 
     nnx: ClassVar[str] = _NNX + "RMSNormalization"
+    flops_per_element: ClassVar[int] = 5
+    onnx: ClassVar[str] = _ONNX + "lower_rms_norm"
     type: Literal["RMSNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes to normalize over: the last one(s)."""

@@ -9,10 +9,12 @@ field), so an input is always (batch, <spatial axes>, channels).
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.flops_math import per_example, times
 from modelspec.schema.layers.shape_math import (
     SPATIAL_AXES,
     float_out,
@@ -23,6 +25,7 @@ from modelspec.schema.layers.shape_math import (
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.pooling:"
+_ONNX = "modelspec.compiler.layers.onnx.pooling:"
 _AXES = {**SPATIAL_AXES, 3: "depth, height, width"}
 """How messages name the spatial axes, by their number (3D included)."""
 
@@ -79,12 +82,18 @@ class _Pool(LayerSpec):
         out = (x.shape[0], *spatial, x.shape[-1])
         return LayerShape(TensorType(out, pooled_dtype(x, self.keeps_integers)))
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """One comparison or addition per window element, per output element."""
+        window = math.prod(int_tuple(self.pool_size, self.rank, "pool_size"))
+        return times(per_example(shape.output), window)
+
 
 class MaxPooling1D(_Pool):
     """Max over each window of the steps axis of (batch, steps, features). Integer and
     bool inputs keep their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "MaxPooling1D"
+    onnx: ClassVar[str] = _ONNX + "lower_max_pool"
     rank: ClassVar[int] = 1
     keeps_integers: ClassVar[bool] = True
     type: Literal["MaxPooling1D"]
@@ -97,6 +106,7 @@ class MaxPooling2D(_Pool):
     keep their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "MaxPooling2D"
+    onnx: ClassVar[str] = _ONNX + "lower_max_pool"
     rank: ClassVar[int] = 2
     keeps_integers: ClassVar[bool] = True
     type: Literal["MaxPooling2D"]
@@ -109,6 +119,7 @@ class MaxPooling3D(_Pool):
     inputs keep their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "MaxPooling3D"
+    onnx: ClassVar[str] = _ONNX + "lower_max_pool"
     rank: ClassVar[int] = 3
     keeps_integers: ClassVar[bool] = True
     type: Literal["MaxPooling3D"]
@@ -123,6 +134,7 @@ class AveragePooling1D(_Pool):
     wrap). Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "AveragePooling1D"
+    onnx: ClassVar[str] = _ONNX + "lower_average_pool"
     rank: ClassVar[int] = 1
     type: Literal["AveragePooling1D"]
     pool_size: IntOrList
@@ -136,6 +148,7 @@ class AveragePooling2D(_Pool):
     Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "AveragePooling2D"
+    onnx: ClassVar[str] = _ONNX + "lower_average_pool"
     rank: ClassVar[int] = 2
     type: Literal["AveragePooling2D"]
     pool_size: IntOrList
@@ -149,6 +162,7 @@ class AveragePooling3D(_Pool):
     wrap). Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "AveragePooling3D"
+    onnx: ClassVar[str] = _ONNX + "lower_average_pool"
     rank: ClassVar[int] = 3
     type: Literal["AveragePooling3D"]
     pool_size: IntOrList
@@ -174,12 +188,17 @@ class _GlobalPool(LayerSpec):
             shape = (x.shape[0], x.shape[-1])
         return LayerShape(TensorType(shape, pooled_dtype(x, self.keeps_integers)))
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """One comparison or addition per input element."""
+        return per_example(x)
+
 
 class GlobalMaxPooling1D(_GlobalPool):
     """Max over the steps axis of (batch, steps, features). Integer and bool inputs keep
     their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalMaxPooling1D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_max_pool"
     rank: ClassVar[int] = 1
     keeps_integers: ClassVar[bool] = True
     type: Literal["GlobalMaxPooling1D"]
@@ -190,6 +209,7 @@ class GlobalMaxPooling2D(_GlobalPool):
     inputs keep their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalMaxPooling2D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_max_pool"
     rank: ClassVar[int] = 2
     keeps_integers: ClassVar[bool] = True
     type: Literal["GlobalMaxPooling2D"]
@@ -200,6 +220,7 @@ class GlobalMaxPooling3D(_GlobalPool):
     Integer and bool inputs keep their dtype. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalMaxPooling3D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_max_pool"
     rank: ClassVar[int] = 3
     keeps_integers: ClassVar[bool] = True
     type: Literal["GlobalMaxPooling3D"]
@@ -210,6 +231,7 @@ class GlobalAveragePooling1D(_GlobalPool):
     Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling1D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_average_pool"
     rank: ClassVar[int] = 1
     mask_arg: ClassVar[bool] = True
     type: Literal["GlobalAveragePooling1D"]
@@ -231,6 +253,7 @@ class GlobalAveragePooling2D(_GlobalPool):
     float. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling2D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_average_pool"
     rank: ClassVar[int] = 2
     type: Literal["GlobalAveragePooling2D"]
 
@@ -240,5 +263,6 @@ class GlobalAveragePooling3D(_GlobalPool):
     output is float. Channels-last only (no `data_format`)."""
 
     nnx: ClassVar[str] = _NNX + "GlobalAveragePooling3D"
+    onnx: ClassVar[str] = _ONNX + "lower_global_average_pool"
     rank: ClassVar[int] = 3
     type: Literal["GlobalAveragePooling3D"]

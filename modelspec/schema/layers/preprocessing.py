@@ -27,6 +27,7 @@ from modelspec.schema.layers.shape_math import need_float_input, need_rank
 from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.preprocessing:"
+_ONNX = "modelspec.compiler.layers.onnx.preprocessing:"
 
 Factor = float | list[float]
 """A number f (the range [-|f|, |f|]) or two numbers [lower, upper]."""
@@ -109,6 +110,7 @@ class _Random(_Image):
     """A random augmentation: a new draw per training step, the identity at inference."""
 
     random_in_training: ClassVar[bool] = True
+    flops_per_element: ClassVar[int] = 0
 
 
 class Resizing(_Sized):
@@ -117,6 +119,7 @@ class Resizing(_Sized):
     dtype (rounded and clipped to it, as Keras does)."""
 
     nnx: ClassVar[str] = _NNX + "Resizing"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.resizing:lower_resizing"
     type: Literal["Resizing"]
     interpolation: Literal["bilinear", "nearest", "bicubic", "lanczos3", "lanczos5"] = "bilinear"
     """Interpolation: the modes Keras's JAX backend has."""
@@ -150,6 +153,8 @@ class CenterCrop(_Sized):
     `height` x `width`. Always float32, as Keras."""
 
     nnx: ClassVar[str] = _NNX + "CenterCrop"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_center_crop"
     type: Literal["CenterCrop"]
 
     def infer(self, x: TensorType) -> LayerShape:
@@ -169,6 +174,8 @@ class RandomCrop(_Sized):
     window is the fix proposed there (keras-team/keras#22328)."""
 
     nnx: ClassVar[str] = _NNX + "RandomCrop"
+    onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.resizing:lower_random_crop"
+    flops_per_element: ClassVar[int] = 0
     random_in_training: ClassVar[bool] = True
     type: Literal["RandomCrop"]
 
@@ -182,6 +189,7 @@ class RandomFlip(_Random):
     an image is flipped both ways or not at all)."""
 
     nnx: ClassVar[str] = _NNX + "RandomFlip"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomFlip"]
     mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal_and_vertical"
     """Which flips: `horizontal` (left-right), `vertical` (up-down) or both."""
@@ -204,6 +212,7 @@ class RandomRotation(_Affine):
     from the `factor` range (0.1 means up to ±36 degrees), about its centre."""
 
     nnx: ClassVar[str] = _NNX + "RandomRotation"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomRotation"]
     factor: Factor
     """Fraction of 2π: a number f (angles in [-f, f] turns) or [lower, upper], each in
@@ -218,6 +227,7 @@ class RandomTranslation(_Affine):
     """Shifts each image by a random fraction of its height and width."""
 
     nnx: ClassVar[str] = _NNX + "RandomTranslation"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomTranslation"]
     height_factor: Factor
     """Vertical shift as a fraction of the height: f (in [-f, f]) or [lower, upper],
@@ -237,6 +247,7 @@ class RandomZoom(_Affine):
     samples a (1 + z) larger area, so positive values zoom out and negative zoom in."""
 
     nnx: ClassVar[str] = _NNX + "RandomZoom"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomZoom"]
     height_factor: Factor
     """Vertical zoom: f (in [-f, f]) or [lower, upper], each in (-1, 1]."""
@@ -260,6 +271,7 @@ class RandomContrast(_Random):
     float32 in training."""
 
     nnx: ClassVar[str] = _NNX + "RandomContrast"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomContrast"]
     factor: Factor
     """A number f in [0, 1] (c in [1, 1 + f]) or [lower, upper] in [0, 1] (c in
@@ -285,6 +297,7 @@ class RandomBrightness(_Random):
     image dtype, as Keras does) when `value_range` is two integers."""
 
     nnx: ClassVar[str] = _NNX + "RandomBrightness"
+    onnx: ClassVar[str] = _ONNX + "lower_inference_identity"
     type: Literal["RandomBrightness"]
     factor: Factor
     """A number f (delta in [-f, f] of the range) or [lower, upper], each in [-1, 1]."""

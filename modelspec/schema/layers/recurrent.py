@@ -17,6 +17,7 @@ from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.conv_rnn import ConvLSTMBase
+from modelspec.schema.layers.flops_math import per_example, times, total
 from modelspec.schema.layers.nesting import (
     check_nested,
     nested_infer,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the union of every layer type, defined after the families
     from modelspec.schema.layers import Layer
 
 _NNX = "modelspec.compiler.layers.recurrent:"
+_ONNX = "modelspec.compiler.layers.onnx.recurrent:"
 
 
 class _RNN(RecurrentSpec, KernelPenalties, RecurrentPenalties):
@@ -107,6 +109,7 @@ class SimpleRNN(_RNN):
     """Fully-connected RNN: h = activation(x @ kernel + h @ recurrent_kernel + bias)."""
 
     nnx: ClassVar[str] = _NNX + "SimpleRNN"
+    onnx: ClassVar[str] = _ONNX + "lower_rnn"
     keras_scope: ClassVar[str] = "simple_rnn_cell"
     type: Literal["SimpleRNN"]
 
@@ -115,6 +118,7 @@ class LSTM(_GatedRNN):
     """Long short-term memory (Keras gate order i, f, c, o)."""
 
     nnx: ClassVar[str] = _NNX + "LSTM"
+    onnx: ClassVar[str] = _ONNX + "lower_rnn"
     gates: ClassVar[int] = 4
     states: ClassVar[tuple[str, ...]] = ("state_h", "state_c")
     keras_scope: ClassVar[str] = "lstm_cell"
@@ -127,6 +131,7 @@ class GRU(_GatedRNN):
     """Gated recurrent unit (Keras gate order z, r, h)."""
 
     nnx: ClassVar[str] = _NNX + "GRU"
+    onnx: ClassVar[str] = _ONNX + "lower_rnn"
     gates: ClassVar[int] = 3
     keras_scope: ClassVar[str] = "gru_cell"
     type: Literal["GRU"]
@@ -143,6 +148,7 @@ class ConvLSTM1D(ConvLSTMBase):
     steps, channels) (fields and shape rules in `conv_rnn.py`)."""
 
     nnx: ClassVar[str] = _NNX + "ConvLSTM"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_lstm"
     rank: ClassVar[int] = 1
     type: Literal["ConvLSTM1D"]
 
@@ -152,6 +158,7 @@ class ConvLSTM2D(ConvLSTMBase):
     height, width, channels) (fields and shape rules in `conv_rnn.py`)."""
 
     nnx: ClassVar[str] = _NNX + "ConvLSTM"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_lstm"
     rank: ClassVar[int] = 2
     type: Literal["ConvLSTM2D"]
 
@@ -161,6 +168,7 @@ class ConvLSTM3D(ConvLSTMBase):
     depth, height, width, channels) (fields and shape rules in `conv_rnn.py`)."""
 
     nnx: ClassVar[str] = _NNX + "ConvLSTM"
+    onnx: ClassVar[str] = _ONNX + "lower_conv_lstm"
     rank: ClassVar[int] = 3
     type: Literal["ConvLSTM3D"]
 
@@ -185,6 +193,7 @@ class Bidirectional(LayerSpec):
     `forward_<name>/` and `backward_<name>/` (`name`: the nested layer's, or `lstm`...)."""
 
     nnx: ClassVar[str] = _NNX + "Bidirectional"
+    onnx: ClassVar[str] = _ONNX + "lower_bidirectional"
     nested_fields: ClassVar[tuple[str, ...]] = ("layer", "backward_layer")
     masking: ClassVar[str] = "keep"
     mask_arg: ClassVar[bool] = True
@@ -298,6 +307,12 @@ class Bidirectional(LayerSpec):
         )
         return LayerShape(outputs[0], params, outputs[1:] + f.extra_outputs + b.extra_outputs)
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """Both directions, plus one per output element to merge them (sum/mul/ave)."""
+        runs = [spec.flops(x, spec.infer(x)) for spec in (self.layer, self.backward_spec)]
+        merge = per_example(shape.output) if self.merge_mode in ("sum", "mul", "ave") else 0
+        return total([*runs, merge])
+
 
 class TimeDistributed(LayerSpec):
     """Applies one layer (the same weights) to every timestep: input (batch, timesteps,
@@ -305,6 +320,7 @@ class TimeDistributed(LayerSpec):
     under `<name>/` (the nested layer's name, or `dense`...)."""
 
     nnx: ClassVar[str] = _NNX + "TimeDistributed"
+    onnx: ClassVar[str] = _ONNX + "lower_time_distributed"
     nested_fields: ClassVar[tuple[str, ...]] = ("layer",)
     masking: ClassVar[str] = "keep"
     mask_arg: ClassVar[bool] = True
@@ -376,3 +392,8 @@ class TimeDistributed(LayerSpec):
         out = TensorType((y.shape[0], x.shape[1], *y.shape[1:]), y.dtype)
         params = prefixed(child, weight_prefix(inner, nested_name(inner)), inner.trainable)
         return LayerShape(out, params)
+
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """The wrapped layer's FLOPs on one timestep, times the timesteps."""
+        step = TensorType((x.shape[0], *x.shape[2:]), x.dtype)
+        return times(self.layer.flops(step, self.layer.infer(step)), x.shape[1])

@@ -20,6 +20,7 @@ from modelspec.schema.regularizers import L1L2, RegularizerSpec
 from modelspec.schema.tensors import LayerShape, TensorType
 
 _NNX = "modelspec.compiler.layers.regularization:"
+_ONNX = "modelspec.compiler.layers.onnx.regularization:"
 
 Penalty = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A regularization factor: finite and >= 0, as Keras's `validate_float_arg`."""
@@ -58,6 +59,8 @@ class SpatialDropout1D(_SpatialDropout):
     every step."""
 
     nnx: ClassVar[str] = _NNX + "SpatialDropout1D"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     spatial_axes: ClassVar[str] = "steps"
     type: Literal["SpatialDropout1D"]
 
@@ -66,6 +69,8 @@ class SpatialDropout2D(_SpatialDropout):
     """Drops whole feature maps of (batch, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "SpatialDropout2D"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     spatial_axes: ClassVar[str] = "height, width"
     type: Literal["SpatialDropout2D"]
 
@@ -74,6 +79,8 @@ class SpatialDropout3D(_SpatialDropout):
     """Drops whole feature volumes of (batch, depth, height, width, channels)."""
 
     nnx: ClassVar[str] = _NNX + "SpatialDropout3D"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     spatial_axes: ClassVar[str] = "depth, height, width"
     type: Literal["SpatialDropout3D"]
 
@@ -84,6 +91,8 @@ class GaussianNoise(LayerSpec):
     the randomness comes from the spec's `seed`."""
 
     nnx: ClassVar[str] = _NNX + "GaussianNoise"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("stddev",)
     masking: ClassVar[str] = "keep"
     type: Literal["GaussianNoise"]
@@ -101,6 +110,8 @@ class GaussianDropout(LayerSpec):
     is not taken: the randomness comes from the spec's `seed`."""
 
     nnx: ClassVar[str] = _NNX + "GaussianDropout"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     masking: ClassVar[str] = "keep"
     type: Literal["GaussianDropout"]
@@ -119,6 +130,8 @@ class AlphaDropout(LayerSpec):
     Keras's `seed` argument is not taken: the randomness comes from the spec's `seed`."""
 
     nnx: ClassVar[str] = _NNX + "AlphaDropout"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     masking: ClassVar[str] = "keep"
     type: Literal["AlphaDropout"]
@@ -143,6 +156,8 @@ class ActivityRegularization(LayerSpec):
     Keras's constructor refuses it."""
 
     nnx: ClassVar[str] = _NNX + "ActivityRegularization"
+    flops_per_element: ClassVar[int] = 0
+    onnx: ClassVar[str] = _ONNX + "lower_regularization"
     masking: ClassVar[str] = "keep"
     activity_regularizer_refusal: ClassVar[str | None] = (
         "ActivityRegularization's penalty is set by its `l1` and `l2` (Keras refuses "

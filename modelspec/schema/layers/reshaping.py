@@ -17,9 +17,10 @@ from pydantic import Field
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.shape_math import float_out, mul_dims, need_rank
-from modelspec.schema.tensors import LayerShape, ShapeError, TensorType
+from modelspec.schema.tensors import MAX_RANK, LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.reshaping:"
+_ONNX = "modelspec.compiler.layers.onnx.reshaping:"
 
 
 def policy_dtype(x: TensorType) -> str:
@@ -33,6 +34,8 @@ class Flatten(LayerSpec):
     """Flattens all non-batch axes into one."""
 
     nnx: ClassVar[str] = _NNX + "Flatten"
+    onnx: ClassVar[str] = _ONNX + "lower_flatten"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["Flatten"]
 
     def infer(self, x: TensorType) -> LayerShape:
@@ -44,8 +47,10 @@ class Reshape(LayerSpec):
     """Reshapes the non-batch axes to `target_shape` (one entry may be -1)."""
 
     nnx: ClassVar[str] = _NNX + "Reshape"
+    onnx: ClassVar[str] = _ONNX + "lower_reshape"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["Reshape"]
-    target_shape: list[int] = Field(min_length=1)
+    target_shape: list[int] = Field(min_length=1, max_length=MAX_RANK - 1)
     """Target shape without the batch axis; one entry may be -1 (inferred)."""
 
     def infer(self, x: TensorType) -> LayerShape:
@@ -90,8 +95,12 @@ class Permute(LayerSpec):
     The input rank is the batch axis plus one axis per entry of `dims`."""
 
     nnx: ClassVar[str] = _NNX + "Permute"
+    onnx: ClassVar[str] = _ONNX + "lower_permute"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["Permute"]
-    dims: list[int] = Field(min_length=1, json_schema_extra={"examples": [[2, 1]]})
+    dims: list[int] = Field(
+        min_length=1, max_length=MAX_RANK - 1, json_schema_extra={"examples": [[2, 1]]}
+    )
     """The permutation of the non-batch axes, numbered from 1 (the batch axis is never
     moved): output axis i is input axis `dims[i - 1]`. It must contain each of
     1..len(dims) once."""
@@ -115,6 +124,8 @@ class RepeatVector(LayerSpec):
     encoding to every step of a decoder RNN."""
 
     nnx: ClassVar[str] = _NNX + "RepeatVector"
+    onnx: ClassVar[str] = _ONNX + "lower_repeat_vector"
+    flops_per_element: ClassVar[int] = 0
     type: Literal["RepeatVector"]
     n: PositiveInt = Field(json_schema_extra={"examples": [3]})
     """How many times to repeat the input (the length of the new axis 1)."""

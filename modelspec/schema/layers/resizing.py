@@ -18,11 +18,13 @@ from typing import ClassVar, Literal
 
 from modelspec.schema.base import NonNegativeInt, PositiveInt
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.flops_math import per_example, times
 from modelspec.schema.layers.reshaping import policy_dtype
 from modelspec.schema.layers.shape_math import int_tuple, need_rank
 from modelspec.schema.tensors import Dim, LayerShape, ShapeError, TensorType
 
 _NNX = "modelspec.compiler.layers.resizing:"
+_ONNX = "modelspec.compiler.layers.onnx.resizing:"
 
 Edges1 = NonNegativeInt | list[NonNegativeInt]
 """1D cropping/padding: an int or [before, after]."""
@@ -72,6 +74,7 @@ class _Spatial(LayerSpec):
     `resize` maps each spatial axis's size to the output's."""
 
     rank: ClassVar[int] = 0
+    flops_per_element: ClassVar[int] = 0  # copies (interpolating UpSampling2D: below)
 
     def infer(self, x: TensorType) -> LayerShape:
         n = self.rank
@@ -107,6 +110,7 @@ class Cropping1D(_Cropping):
     """Crops the steps axis of (batch, steps, features)."""
 
     nnx: ClassVar[str] = _NNX + "Cropping1D"
+    onnx: ClassVar[str] = _ONNX + "lower_cropping"
     rank: ClassVar[int] = 1
     type: Literal["Cropping1D"]
     cropping: Edges1 = 1
@@ -119,6 +123,7 @@ class Cropping2D(_Cropping):
     Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "Cropping2D"
+    onnx: ClassVar[str] = _ONNX + "lower_cropping"
     rank: ClassVar[int] = 2
     type: Literal["Cropping2D"]
     cropping: EdgesN = 0
@@ -132,6 +137,7 @@ class Cropping3D(_Cropping):
     Channels-last only: Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "Cropping3D"
+    onnx: ClassVar[str] = _ONNX + "lower_cropping"
     rank: ClassVar[int] = 3
     type: Literal["Cropping3D"]
     cropping: EdgesN = 1
@@ -154,6 +160,7 @@ class ZeroPadding1D(_ZeroPadding):
     Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "ZeroPadding1D"
+    onnx: ClassVar[str] = _ONNX + "lower_zero_padding"
     rank: ClassVar[int] = 1
     type: Literal["ZeroPadding1D"]
     padding: Edges1 = 1
@@ -165,6 +172,7 @@ class ZeroPadding2D(_ZeroPadding):
     Channels-last only: Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "ZeroPadding2D"
+    onnx: ClassVar[str] = _ONNX + "lower_zero_padding"
     rank: ClassVar[int] = 2
     type: Literal["ZeroPadding2D"]
     padding: EdgesN = 1
@@ -178,6 +186,7 @@ class ZeroPadding3D(_ZeroPadding):
     zeros. Channels-last only: Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "ZeroPadding3D"
+    onnx: ClassVar[str] = _ONNX + "lower_zero_padding"
     rank: ClassVar[int] = 3
     type: Literal["ZeroPadding3D"]
     padding: EdgesN = 1
@@ -199,6 +208,7 @@ class UpSampling1D(_UpSampling):
     """Repeats each step of (batch, steps, features) `size` times."""
 
     nnx: ClassVar[str] = _NNX + "UpSampling1D"
+    onnx: ClassVar[str] = _ONNX + "lower_upsampling"
     rank: ClassVar[int] = 1
     type: Literal["UpSampling1D"]
     size: PositiveInt = 2
@@ -213,6 +223,7 @@ class UpSampling2D(_UpSampling):
     `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "UpSampling2D"
+    onnx: ClassVar[str] = _ONNX + "lower_upsampling"
     rank: ClassVar[int] = 2
     type: Literal["UpSampling2D"]
     size: PositiveInt | list[PositiveInt] = 2
@@ -223,12 +234,19 @@ class UpSampling2D(_UpSampling):
     Keras's JAX backend implements (its TensorFlow-only `area`, `gaussian` and
     `mitchellcubic` are refused)."""
 
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """`nearest` copies (0); interpolation is separable: a multiply-add per kernel
+        tap, per axis, per output element."""
+        taps = {"nearest": 0, "bilinear": 2, "bicubic": 4, "lanczos3": 6, "lanczos5": 10}
+        return times(per_example(shape.output), 2 * 2 * taps[self.interpolation])
+
 
 class UpSampling3D(_UpSampling):
     """Repeats each element of (batch, depth, height, width, channels) `size` times
     along each spatial axis. Channels-last only: Keras's `data_format` is not offered."""
 
     nnx: ClassVar[str] = _NNX + "UpSampling3D"
+    onnx: ClassVar[str] = _ONNX + "lower_upsampling"
     rank: ClassVar[int] = 3
     type: Literal["UpSampling3D"]
     size: PositiveInt | list[PositiveInt] = 2

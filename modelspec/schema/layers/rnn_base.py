@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.flops_math import kernel_macs, param_size, rows, times, total
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 
@@ -56,3 +57,19 @@ class RecurrentSpec(LayerSpec):
             out = state
         states = (state,) * len(self.states) if self.return_state else ()
         return LayerShape(out, tuple(params), states)
+
+    def flops(self, x: TensorType, shape: LayerShape) -> int | None:
+        """Per timestep and state position (1 for LSTM/GRU/SimpleRNN, every output pixel
+        for ConvLSTM): 2 per input and recurrent kernel weight, 1 per bias element and
+        1 per gate element (its activation), times the timesteps. The few element-wise
+        state updates (c = f·c + i·g, ...) are left out."""
+        out = shape.output
+        positions = rows(TensorType(out.shape[1:] if self.return_sequences else out.shape))
+        per_step = total(
+            [
+                times(kernel_macs(shape, positions), 2),
+                times(param_size(shape, "bias"), positions),
+                times(self.gates * self.units, positions),
+            ]
+        )
+        return times(per_step, x.shape[1])

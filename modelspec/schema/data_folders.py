@@ -17,7 +17,33 @@ IMAGE_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5"
 _TF_ONLY_INTERPOLATIONS = ("area", "gaussian", "mitchellcubic")
 
 
-class ImageFolderSource(SourceSpec):
+class ClassFolderSource(SourceSpec):
+    """What both class-folder sources share: Keras's `labels="inferred"` arguments.
+    Not a source kind itself (no `type`)."""
+
+    class_names_of = "modelspec.runtime.data.folders:folder_class_names"
+
+    directory: str = Field(min_length=1)
+    """The folder holding one subfolder per class; relative to the spec file's folder."""
+    labels: Literal["inferred"] = "inferred"
+    """Labels come from the class subfolders (Keras's other choices, a list of labels
+    or `None`, are not supported: training needs labels tied to folders)."""
+    label_mode: Literal["int", "categorical", "binary"] = "int"
+    """How labels are encoded: `int` class indices (sparse losses), `categorical`
+    one-hot vectors, or `binary` 0/1 floats of shape `[1]` (exactly two classes)."""
+    class_names: list[str] | None = Field(None, min_length=1)
+    """The class subfolders to use, in label order (a subset of the subfolders).
+    Default: every subfolder not starting with `.`, sorted alphanumerically."""
+    follow_links: bool = False
+    """Descend into subfolders that are symlinks (class folders are always followed)."""
+
+    @field_validator("class_names")
+    @classmethod
+    def _distinct_classes(cls, value: list[str] | None) -> list[str] | None:
+        return distinct_names(value)
+
+
+class ImageFolderSource(ClassFolderSource):
     """Image files in one folder per class, read like Keras's
     `keras.utils.image_dataset_from_directory(directory, labels="inferred")`: the class
     subfolders (sorted, or `class_names`) give the labels, every `.bmp .gif .jpeg .jpg
@@ -35,23 +61,11 @@ class ImageFolderSource(SourceSpec):
     lifts this), judged by where symlinks point."""
 
     reader = "modelspec.runtime.data.image_folder:read_image_folder"
-    class_names_of = "modelspec.runtime.data.folders:folder_class_names"
     extensions: ClassVar[tuple[str, ...]] = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
     """Keras's `ALLOWLIST_FORMATS`: other files in the class folders are skipped."""
 
     type: Literal["image_folder"]
     """Source kind: a folder of images, one subfolder per class."""
-    directory: str = Field(min_length=1)
-    """The folder holding one subfolder per class; relative to the spec file's folder."""
-    labels: Literal["inferred"] = "inferred"
-    """Labels come from the class subfolders (Keras's other choices, a list of labels
-    or `None`, are not supported: training needs labels tied to folders)."""
-    label_mode: Literal["int", "categorical", "binary"] = "int"
-    """How labels are encoded: `int` class indices (sparse losses), `categorical`
-    one-hot vectors, or `binary` 0/1 floats of shape `[1]` (exactly two classes)."""
-    class_names: list[str] | None = Field(None, min_length=1)
-    """The class subfolders to use, in label order (a subset of the subfolders).
-    Default: every subfolder not starting with `.`, sorted alphanumerically."""
     color_mode: Literal["grayscale", "rgb", "rgba"] = "rgb"
     """Channels the images are converted to: 1, 3 or 4."""
     image_size: tuple[PositiveInt, PositiveInt] = (256, 256)
@@ -66,8 +80,6 @@ class ImageFolderSource(SourceSpec):
     pad_to_aspect_ratio: bool = False
     """Resize without distortion by padding the image with zeros (evenly on both sides
     of the short axis) to the target aspect ratio first."""
-    follow_links: bool = False
-    """Descend into subfolders that are symlinks (class folders are always followed)."""
     in_memory: bool | Literal["auto"] = "auto"
     """Whether every image is decoded into memory before step 1 (`true`) or read from
     its file each time a batch needs it (`false`: streaming, as Keras's lazily loaded
@@ -89,14 +101,6 @@ class ImageFolderSource(SourceSpec):
             )
         return value
 
-    @field_validator("class_names")
-    @classmethod
-    def _distinct_classes(cls, value: list[str] | None) -> list[str] | None:
-        repeated = sorted({n for n in value or [] if value.count(n) > 1})
-        if repeated:
-            raise ValueError(f"class names must be distinct; repeated: {repeated}")
-        return value
-
     @field_validator("pad_to_aspect_ratio")
     @classmethod
     def _pad_or_crop(cls, value: bool, info: ValidationInfo) -> bool:
@@ -107,7 +111,7 @@ class ImageFolderSource(SourceSpec):
         return value
 
 
-class TextFolderSource(SourceSpec):
+class TextFolderSource(ClassFolderSource):
     """Text files in one folder per class, read like Keras's
     `keras.utils.text_dataset_from_directory(directory, labels="inferred")`: the class
     subfolders (sorted, or `class_names`) give the labels, every `.txt` file below a
@@ -123,30 +127,11 @@ class TextFolderSource(SourceSpec):
     the spec's folder or repository (`--allow-outside` lifts this)."""
 
     reader = "modelspec.runtime.data.text_folder:read_text_folder"
-    class_names_of = "modelspec.runtime.data.folders:folder_class_names"
     extensions: ClassVar[tuple[str, ...]] = (".txt",)
     """Keras indexes only `.txt` files."""
 
     type: Literal["text_folder"]
     """Source kind: a folder of `.txt` files, one subfolder per class."""
-    directory: str = Field(min_length=1)
-    """The folder holding one subfolder per class; relative to the spec file's folder."""
-    labels: Literal["inferred"] = "inferred"
-    """Labels come from the class subfolders (Keras's other choices, a list of labels
-    or `None`, are not supported: training needs labels tied to folders)."""
-    label_mode: Literal["int", "categorical", "binary"] = "int"
-    """How labels are encoded: `int` class indices (sparse losses), `categorical`
-    one-hot vectors, or `binary` 0/1 floats of shape `[1]` (exactly two classes)."""
-    class_names: list[str] | None = Field(None, min_length=1)
-    """The class subfolders to use, in label order (a subset of the subfolders).
-    Default: every subfolder not starting with `.`, sorted alphanumerically."""
     max_length: PositiveInt | None = None
     """Texts longer than this many characters are cut to their first `max_length`
     (default: kept whole)."""
-    follow_links: bool = False
-    """Descend into subfolders that are symlinks (class folders are always followed)."""
-
-    @field_validator("class_names")
-    @classmethod
-    def _distinct_classes(cls, value: list[str] | None) -> list[str] | None:
-        return distinct_names(value)

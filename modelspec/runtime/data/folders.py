@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelspec.errors import choices_hint
+from modelspec.errors import choices_hint, short_repr
 from modelspec.runtime.data.raw import RawSource, ReadContext, resolve
 
 MAX_LISTED = 10
@@ -212,6 +212,42 @@ def report_problems(raw: RawSource, ctx: ReadContext, problems: list[FolderError
             (*raw.where, "directory"),
             f"{raw.label}: {len(problems) - MAX_LISTED} more such problems",
         )
+
+
+def read_index(
+    raw: RawSource, ctx: ReadContext, source: Any, what: str, hint: str
+) -> FolderIndex | None:
+    """The source's folder index, or None after reporting why it cannot be used: folder
+    problems (outside the tree, unreadable, loops), no `what` files at all, `binary`
+    labels without exactly two classes, or an empty class folder."""
+    try:
+        index = index_folder(source, ctx.base_dir, confinement(ctx.base_dir))
+    except FolderError as exc:
+        report_problems(raw, ctx, [exc])
+        return None
+    if index.problems:
+        report_problems(raw, ctx, index.problems)
+        return None
+    if not index.files:
+        ctx.rep.error(
+            (*raw.where, "directory"),
+            f"{raw.label}: no {what} found in {len(index.class_names)} class folder(s)",
+            received=short_repr(index.class_names),
+            hint=hint,
+        )
+        return None
+    if source.label_mode == "binary" and len(index.class_names) != 2:
+        ctx.rep.error(
+            (*raw.where, "label_mode"),
+            f"{raw.label}: label_mode 'binary' needs exactly 2 classes, found "
+            f"{len(index.class_names)}",
+            received=short_repr(index.class_names),
+            hint="Use label_mode: int or categorical, or list two `class_names`.",
+        )
+        return None
+    if empty_classes(raw, ctx, source, index, what):
+        return None
+    return index
 
 
 def empty_classes(

@@ -27,7 +27,6 @@ from functools import partial
 
 import numpy as np
 
-from modelspec.errors import short_repr
 from modelspec.runtime.data.class_names import (  # noqa: F401 - re-exported
     CLASS_NAMES_FILE,
     prediction_lines,
@@ -39,10 +38,10 @@ from modelspec.runtime.data.folders import (  # noqa: F401 - the folder code mov
     FolderIndex,
     class_folders,
     confinement,
-    empty_classes,
     encode_labels,
     folder_files,
     index_folder,
+    read_index,
 )
 from modelspec.runtime.data.folders import FolderError as ImageError
 from modelspec.runtime.data.image_resize import resize
@@ -141,30 +140,9 @@ def read_image_folder(source: ImageFolderSource, raw: RawSource, ctx: ReadContex
         if len(problems) > _MAX_LISTED:
             ctx.rep.error(at, f"{raw.label}: {len(problems) - _MAX_LISTED} more such problems")
 
-    try:
-        index = index_folder(source, ctx.base_dir, confinement(ctx.base_dir))
-    except ImageError as exc:
-        report([exc])
-        return
-    if index.problems:
-        report(index.problems)
-        return
-    if not index.files:
-        ctx.rep.error(
-            at,
-            f"{raw.label}: no images found in {len(index.class_names)} class folder(s)",
-            received=short_repr(index.class_names),
-            hint="Put .bmp .gif .jpeg .jpg or .png files in one subfolder per class.",
-        )
-        return
-    if source.label_mode == "binary" and len(index.class_names) != 2:
-        ctx.rep.error(
-            (*raw.where, "label_mode"),
-            f"{raw.label}: label_mode 'binary' needs exactly 2 classes, found "
-            f"{len(index.class_names)}",
-            received=short_repr(index.class_names),
-            hint="Use label_mode: int or categorical, or list two `class_names`.",
-        )
+    hint = "Put .bmp .gif .jpeg .jpg or .png files in one subfolder per class."
+    index = read_index(raw, ctx, source, "images", hint)
+    if index is None:
         return
     need = image_bytes(len(index.files), source)
     stream = source.in_memory is False or (source.in_memory == "auto" and need > MAX_IMAGE_BYTES)
@@ -177,8 +155,6 @@ def read_image_folder(source: ImageFolderSource, raw: RawSource, ctx: ReadContex
             hint="Use `in_memory: auto` or `false` to stream them from the files, or a "
             "smaller image_size or color_mode.",
         )
-        return
-    if empty_classes(raw, ctx, source, index, "images"):
         return
     if stream:  # read per batch (image_stream); only the headers are read now
         from modelspec.runtime.data.image_stream import stream_images

@@ -17,13 +17,10 @@ import os
 
 import numpy as np
 
-from modelspec.errors import short_repr
 from modelspec.runtime.data.folders import (
     FolderError,
-    confinement,
-    empty_classes,
     encode_labels,
-    index_folder,
+    read_index,
     report_problems,
 )
 from modelspec.runtime.data.raw import RawArray, RawSource, ReadContext
@@ -72,30 +69,8 @@ def read_text_folder(source: TextFolderSource, raw: RawSource, ctx: ReadContext)
         return
     inp, out = names
     at = (*raw.where, "directory")
-    try:
-        index = index_folder(source, ctx.base_dir, confinement(ctx.base_dir))
-    except FolderError as exc:
-        report_problems(raw, ctx, [exc])
-        return
-    if index.problems:
-        report_problems(raw, ctx, index.problems)
-        return
-    if not index.files:
-        ctx.rep.error(
-            at,
-            f"{raw.label}: no .txt files found in {len(index.class_names)} class folder(s)",
-            received=short_repr(index.class_names),
-            hint="Put .txt files in one subfolder per class.",
-        )
-        return
-    if source.label_mode == "binary" and len(index.class_names) != 2:
-        ctx.rep.error(
-            (*raw.where, "label_mode"),
-            f"{raw.label}: label_mode 'binary' needs exactly 2 classes, found "
-            f"{len(index.class_names)}",
-            received=short_repr(index.class_names),
-            hint="Use label_mode: int or categorical, or list two `class_names`.",
-        )
+    index = read_index(raw, ctx, source, ".txt files", "Put .txt files in one subfolder per class.")
+    if index is None:
         return
     need = total_bytes(index.files)
     if need > MAX_TEXT_BYTES:
@@ -105,8 +80,6 @@ def read_text_folder(source: TextFolderSource, raw: RawSource, ctx: ReadContext)
             f"the {MAX_TEXT_BYTES >> 30} GiB modelspec reads into memory",
             hint="Use fewer or shorter files.",
         )
-        return
-    if empty_classes(raw, ctx, source, index, ".txt files"):
         return
     texts, problems = load_texts(index.files, source.max_length)
     if problems:

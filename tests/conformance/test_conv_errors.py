@@ -177,7 +177,7 @@ REFUSED = [
         "float32",
         "data_format",
         11,
-        "unknown argument 'data_format' for DepthwiseConv2D",
+        "Keras's argument 'data_format' of DepthwiseConv2D is not supported by modelspec yet",
         None,
         None,
     ),

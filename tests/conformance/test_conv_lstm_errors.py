@@ -134,7 +134,7 @@ REFUSED = [
         [4, 5, 5, 2],
         "stateful",
         12,
-        "unknown argument 'stateful' for ConvLSTM2D",
+        "Keras's argument 'stateful' of ConvLSTM2D is not supported by modelspec yet",
         None,  # Keras has the argument; we do not support stateful RNNs
         None,
     ),

@@ -253,7 +253,7 @@ REFUSED = [
         F,
         "sparse",
         11,
-        "unknown argument 'sparse'",
+        "Keras's argument 'sparse'",
         None,
         None,
     ),

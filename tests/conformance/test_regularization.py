@@ -320,4 +320,4 @@ def test_keras_only_arguments_are_refused(tmp_path, layer_type, arg, field):
     """Channels-last only (no `data_format`); no `seed`: noise draws from the spec's seed."""
     d = load_error(tmp_path, layer_type, arg, [4, 4, 6])
     assert (d.line, d.col, d.path) == (7, 7, f"model.layers[0].{field}")
-    assert "unknown argument" in d.message
+    assert "is not supported by modelspec yet" in d.message

@@ -232,7 +232,7 @@ REFUSED = [
         [3, 3, 1],
         "data_format",
         10,
-        "unknown argument 'data_format' for ZeroPadding2D",
+        "Keras's argument 'data_format' of ZeroPadding2D is not supported by modelspec yet",
         None,
         None,
     ),

@@ -33,7 +33,8 @@ OK = ("valid", "positioned")
 FAILURES = ("unpositioned", "traceback", "hang", "crash", "executed")
 OUTCOMES = OK + FAILURES
 MEMORY_LIMIT = 3 << 30
-"""Address space a worker may map (3 GiB): far above what checking any spec needs."""
+"""Address space a worker may map beyond what it inherits (3 GiB): far above what
+checking any spec needs."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,24 @@ def classify(m: Mutant, folder: Path) -> tuple[str, str]:
     return "valid", ""
 
 
+def _mapped_bytes() -> int:
+    """Address space this process maps already (VmSize): a pytest worker that ran JAX
+    tests before has reserved gigabytes, which the fork inherits."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _worker(conn: Connection, scratch: str) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    # MEMORY_LIMIT more than what is mapped at the fork: a fixed cap below the inherited
+    # mappings made every allocation fail (SystemErrors and segfaults inside PyYAML).
+    limit = _mapped_bytes() + MEMORY_LIMIT
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)

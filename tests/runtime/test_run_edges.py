@@ -113,19 +113,18 @@ def test_ctrl_c_while_jax_starts_is_a_message_not_a_traceback(tmp_path, after):
     assert "Traceback" not in err
 
 
-def test_rerun_of_a_finished_run_with_more_epochs_says_it_is_not_continued(
-    trained, tmp_path, capsys
-):
-    """A finished run (its final weights may be EMA or restored best ones) is not
-    extended by a larger train.epochs; that used to end with "Done in 0.0s" alone."""
+def test_rerun_of_a_finished_run_on_ema_weights_says_it_is_not_continued(trained, tmp_path, capsys):
+    """A finished run whose final weights are the optimizer's EMA weights is not extended
+    by a larger train.epochs (plain runs are: tests/runtime/test_continue_run.py); that
+    used to end with "Done in 0.0s" alone."""
     run = tmp_path / "finished"
-    shutil.copytree(trained, run)
-    train(IRIS, run, [*FAST, "train.epochs=1"], progress=False)  # finishes at epoch 1
+    ema = [*FAST, "optimizer.use_ema=true"]
+    train(IRIS, run, [*ema, "train.epochs=1"], progress=False)  # finishes at epoch 1
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    train(IRIS, run, [*FAST, "train.epochs=4"], progress=True, tty=False)
+    train(IRIS, run, [*ema, "train.epochs=4"], progress=True, tty=False)
     out = capsys.readouterr().out
-    assert f"The run in {run} finished after epoch 1; it is not continued to train.epochs=4" in out
-    assert "Use --restart" in out
+    assert f"The run in {run} finished after epoch 1 and is not continued to train.epochs=4" in out
+    assert "EMA weights" in out and "Use --restart" in out
     assert (run / "metrics.jsonl").read_text().splitlines() == lines
 
 

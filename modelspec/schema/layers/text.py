@@ -102,8 +102,25 @@ class _Lookup(LayerSpec):
     """SipHash key for the OOV buckets (one int for both words, or two); null:
     FarmHash Fingerprint64."""
 
+    def floormod(self) -> bool:
+        """Whether OOV values go to buckets by `value mod num_oov_indices` (IntegerLookup's
+        `oov_method: floormod`) rather than by hash."""
+        return False
+
     def rules(self) -> LookupRules:
-        raise NotImplementedError
+        """The lookup's arguments, as the rules shared with the host layer read them."""
+        return LookupRules(
+            max_tokens=self.max_tokens,
+            num_oov_indices=self.num_oov_indices,
+            mask_token=self.mask_token,
+            oov_token=self.oov_token,
+            output_mode=self.output_mode,
+            pad_to_max_tokens=self.pad_to_max_tokens,
+            vocabulary=None if self.vocabulary is None else tuple(self.vocabulary),
+            idf_weights=None if self.idf_weights is None else tuple(self.idf_weights),
+            salt=salt_pair(self.salt),
+            floormod=self.floormod(),
+        )
 
     def check_args(self) -> LookupRules:
         """Keras's constructor checks; the lookup rules."""
@@ -149,19 +166,6 @@ class StringLookup(_Lookup):
         need_input_dtype(x, ("string",), self.type)
         return super().infer(x)
 
-    def rules(self) -> LookupRules:
-        return LookupRules(
-            max_tokens=self.max_tokens,
-            num_oov_indices=self.num_oov_indices,
-            mask_token=self.mask_token,
-            oov_token=self.oov_token,
-            output_mode=self.output_mode,
-            pad_to_max_tokens=self.pad_to_max_tokens,
-            vocabulary=None if self.vocabulary is None else tuple(self.vocabulary),
-            idf_weights=None if self.idf_weights is None else tuple(self.idf_weights),
-            salt=salt_pair(self.salt),
-        )
-
 
 class IntegerLookup(_Lookup):
     """Maps integers to contiguous indices through a vocabulary, as StringLookup does
@@ -195,19 +199,8 @@ class IntegerLookup(_Lookup):
             )
         return super().infer(x)
 
-    def rules(self) -> LookupRules:
-        return LookupRules(
-            max_tokens=self.max_tokens,
-            num_oov_indices=self.num_oov_indices,
-            mask_token=self.mask_token,
-            oov_token=self.oov_token,
-            output_mode=self.output_mode,
-            pad_to_max_tokens=self.pad_to_max_tokens,
-            vocabulary=None if self.vocabulary is None else tuple(self.vocabulary),
-            idf_weights=None if self.idf_weights is None else tuple(self.idf_weights),
-            salt=salt_pair(self.salt),
-            floormod=self.oov_method == "floormod",
-        )
+    def floormod(self) -> bool:
+        return self.oov_method == "floormod"
 
 
 class TextVectorization(LayerSpec):

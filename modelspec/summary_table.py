@@ -53,7 +53,20 @@ def render_table(summary: dict[str, Any]):
         compute = POLICIES[summary["dtype_policy"]][0]
         policy = summary["dtype_policy"]
         totals.append(f" Dtype policy: {policy} (float32 variables, {compute} computation)")
+    totals.extend(_stack_lines(summary.get("stacks", [])))
     return table, totals
+
+
+def _stack_lines(stacks: list[dict[str, Any]]) -> list[str]:
+    """One line per repeated block use: how its copies compile, and for a scanned one
+    its stacked variables (as checkpoints name them)."""
+    lines = []
+    for s in stacks:
+        how = "scanned" if s["scan"] else "unrolled"
+        lines.append(f" Block '{s['name']}': {s['repeat']} copies, {how}, remat {s['remat']}")
+        for v in s["variables"]:
+            lines.append(f"   {v['path']} {format_shape(tuple(v['shape']))}")
+    return lines
 
 
 def human_flops(n: float) -> str:

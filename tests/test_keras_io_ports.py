@@ -19,6 +19,7 @@ import pytest
 from keras import layers, ops
 
 from modelspec import load, summary
+from modelspec.compiler.layer_stack import unstacked
 from modelspec.compiler.model import CompiledModel, flat, split
 from tests.conftest import ROOT
 from tests.spec_forward import forward, random_inputs
@@ -351,12 +352,13 @@ def _unnumbered(path: str) -> str:
     return "/".join(re.sub(r"_\d+$", "", part) for part in path.split("/"))
 
 
-def _copy(state, pairs: dict[str, keras.layers.Layer]) -> None:
-    """The spec model's weights -> the Keras layers, by layer and weight name. Every
-    variable on both sides must be matched exactly once."""
+def _copy(state, pairs: dict[str, keras.layers.Layer], execution) -> None:
+    """The spec model's weights -> the Keras layers, by layer and weight name (scanned
+    block stacks split into their copies' layers). Every variable on both sides must be
+    matched exactly once."""
     copied = set()
     for coll in (state.params, state.batch_stats, state.frozen):
-        for path, value in flat(coll):
+        for path, value in flat(unstacked(coll, execution)):
             layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
             klayer = pairs[layer_name]
             matches = [v for v in klayer.weights if _unnumbered(v.path).endswith("/" + weight)]
@@ -381,7 +383,7 @@ def test_port_matches_the_keras_example(stem):
     assert info["trainable_params"] == sum(int(np.prod(v.shape)) for v in model.trainable_weights)
 
     state = split(CompiledModel(spec))
-    _copy(state, pairs)
+    _copy(state, pairs, spec.execution)
     x = random_inputs(spec, batch=2, rng=np.random.default_rng(0), int_high=60)
     ours = forward(state, x, training=False)
     names = [t.name for t in model.inputs]

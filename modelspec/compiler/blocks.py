@@ -19,7 +19,8 @@ from modelspec.schema.layers import LAYER_TYPES
 
 _WHOLE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _EMBEDDED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_CALL_KEYS = ("type", "name", "inputs", "repeat", "trainable")
+_CALL_KEYS = ("type", "name", "inputs", "repeat", "trainable", "scan", "remat")
+_STACK_KEYS = ("scan", "remat")
 
 
 def snake(type_name: str) -> str:
@@ -37,6 +38,8 @@ class Expansion:
     errors: list[tuple[Path, str, dict[str, Any]]] = field(default_factory=list)
     too_large: bool = False
     """Expansion was refused (MAX_LAYERS): nothing was expanded."""
+    stacks: list[tuple[dict[str, Any], Path]] = field(default_factory=list)
+    """`model.stacks` entries of the repeated uses, with where each use was written."""
 
 
 class _Namer:
@@ -106,8 +109,25 @@ def expand(data: dict[str, Any]) -> Expansion:
     if isinstance(model.get("outputs"), list):
         model["outputs"] = [_rename(o, aliases) for o in model["outputs"]]
     model["layers"] = ex.layers
+    _record_stacks(model, ex)
     data.pop("blocks", None)
     return ex
+
+
+def _record_stacks(model: dict[str, Any], ex: Expansion) -> None:
+    """Append the uses' stack entries to `model.stacks`, each field positioned where the
+    use wrote it (an option left unset points at the use)."""
+    if not ex.stacks:
+        return
+    stacks = model.get("stacks")
+    stacks = list(stacks) if isinstance(stacks, list) else []
+    for entry, src in ex.stacks:
+        k = len(stacks)
+        stacks.append(entry)
+        ex.origin[("model", "stacks", k)] = src
+        for key in ("name", "repeat", *_STACK_KEYS):
+            ex.origin[("model", "stacks", k, key)] = src + (key,)
+    model["stacks"] = stacks
 
 
 def _last_output(ex: Expansion, after_block: str | None) -> str | None:
@@ -204,6 +224,24 @@ def _expand_call(
         ex.too_large = True
         return name
     rep_args = [{} for _ in range(reps)] if isinstance(reps, int) else reps
+    options = {k: call[k] for k in _STACK_KEYS if k in call}
+    if isinstance(reps, list) and options.get("scan") is True:
+        ex.errors.append(
+            (
+                (*src, "scan"),
+                "scan needs identical repetitions, and this use gives per-repetition arguments",
+                {
+                    "received": f"repeat={short_repr(reps)}",
+                    "hint": "Use `repeat: N` with the arguments on the use, or `scan: false`.",
+                },
+            )
+        )
+        options.pop("scan")
+    if count >= 2 and isinstance(reps, int) or options:
+        stack = {"name": name, "repeat": count, **options}
+        if isinstance(reps, list):
+            stack["scan"] = False
+        ex.stacks.append((stack, src))
     entry = _entry_refs(ex, call, src, block_inputs, prev, bname)
     out = name
     for r, extra in enumerate(rep_args):

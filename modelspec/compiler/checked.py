@@ -54,9 +54,12 @@ class CheckedSpec:
     graph: Graph
     shapes: dict[str, LayerShape]
     source: SourceMap
+    execution: Any = None
+    """How repeated blocks run (`compiler/stacks.py` Execution: scanned stacks and
+    rematerialized segments), resolved by `load`."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("spec", "graph", "shapes", "source"):
+        if name.startswith("__") or name in ("spec", "graph", "shapes", "source", "execution"):
             raise AttributeError(name)
         return getattr(self.spec, name)
 

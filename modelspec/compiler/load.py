@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelspec.compiler import blocks as block_expansion
+from modelspec.compiler import stacks
 from modelspec.compiler.checked import CheckedSpec, SourceMap
 from modelspec.compiler.compose import apply_overrides
 from modelspec.compiler.extends import read_document
@@ -131,6 +132,10 @@ def _check(spec: Spec, smap: SourceMap) -> CheckedSpec:
     if errors:
         raise SpecError(_sorted([_as_written(d, smap) for d in errors], smap))
     checked = CheckedSpec(spec, graph, shapes, smap)
+    execution, stack_errors = stacks.resolve(checked)
+    if stack_errors:
+        raise SpecError(_sorted([_as_written(d, smap) for d in stack_errors], smap))
+    checked = dataclasses.replace(checked, execution=execution)
     too_big = spec_limit_error(checked)
     if too_big is not None:
         raise SpecError([too_big])
@@ -172,7 +177,7 @@ def _expansion_diag(smap: SourceMap, path: Path, message: str, kw: dict) -> Diag
     return Diagnostic.at(pos, path, message, kw.get("received"), kw.get("hint"))
 
 
-_EXPANDED = re.compile(r"^model\.layers\[(\d+)\]")
+_EXPANDED = re.compile(r"^model\.(layers|stacks)\[(\d+)\]")
 _PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 
 
@@ -184,10 +189,12 @@ def _as_written(diag: Diagnostic, smap: SourceMap) -> Diagnostic:
         return diag
     rest = diag.path[m.end() :]
     parts: list = [n if n else int(i) for n, i in _PART.findall(rest)]
-    full = ("model", "layers", int(m.group(1)), *parts)
+    full = ("model", m.group(1), int(m.group(2)), *parts)
     origin = block_expansion.origin_of(smap.origin, full)
     if not origin or origin == full:
         return diag
+    if m.group(1) == "stacks":  # a stack's option: the block use that wrote it
+        return dataclasses.replace(diag, path=format_path(origin))
     if origin[0] != "blocks" and origin[3:] != full[3:]:  # a block parameter's use site
         return diag
     # inside a block, or a layer after a block use: its index as written, not expanded

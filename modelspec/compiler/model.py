@@ -20,10 +20,20 @@ from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.graph import output_refs
 from modelspec.compiler.host_layers import device_input_types, is_host
 from modelspec.compiler.infer import input_types, node_inputs, per_output, takes_recorded_masks
+from modelspec.compiler.layer_stack import (
+    StackPlan,
+    init_stack_cache,
+    invoke,
+    run_segment,
+    run_stack,
+    run_steps,
+    stacked_layers,
+)
 from modelspec.compiler.layers import nnx_class
 from modelspec.compiler.layers.base import Frozen
 from modelspec.compiler.load import load
 from modelspec.compiler.sharding.constraints import constrain
+from modelspec.compiler.stacks import Execution
 from modelspec.schema.precision import policy_rule
 
 
@@ -40,6 +50,8 @@ class CompiledModel(nnx.Module):
         layers: dict[str, nnx.Module] = {}
         plan = []
         mask_plan: dict[str, tuple[str, tuple[str, ...], bool, bool, bool]] = {}
+        policies = {n.name: policy_rule(n.layer, spec.model) for n in an.graph.nodes}
+        steps: dict[str, tuple] = {}
         for i, node in enumerate(an.graph.nodes):
             shape = an.shapes[node.name]
             if is_host(node.layer):  # run in the data pipeline: its output is an input
@@ -50,13 +62,25 @@ class CompiledModel(nnx.Module):
             layers[node.name] = build(node.layer, node_inputs(node, types), shape, key)
             refs = output_refs(node.name, len(shape.outputs))
             types.update(zip(refs, shape.outputs, strict=True))
-            plan.append((node.name, node.kind, node.args, refs))
+            decode = getattr(type(node.layer), "decode", None)
+            steps[node.name] = (node.name, node.kind, node.args, refs, policies[node.name], decode)
+            plan.append(("layer", node.name))
             cls = type(node.layer)
             if cls.mask_arg or cls.clears_input_masks or shape.graph_mask is not None:
                 source = "" if not cls.mask_arg else "runtime"
                 source = "graph" if takes_recorded_masks(cls, node.kind) else source
                 mask_plan[node.name] = (source, cls.mask_args, shape.mask is not None)
                 mask_plan[node.name] += (cls.clears_input_masks, shape.graph_mask is not None)
+        execution = spec.execution or Execution()
+        stack_plans = {}
+        for stack in execution.stacks:  # the copies' layers, stacked into one scan
+            copies = [[layers.pop(n) for n in copy] for copy in stack.copies]
+            layers[stack.name] = stacked_layers(stack, copies)
+            stack_plans[stack.name] = StackPlan(stack, tuple(steps[n] for n in stack.copies[0]))
+        plan = _grouped(plan, execution)
+        self.stack_plans = tuple(stack_plans.items())
+        self.segments = execution.segments
+        self.steps = tuple(steps.items())
         self.layers = nnx.Dict(layers)
         # Keras masks (see `_masks_after`): layer -> (which masks it takes: "" none,
         # "graph" recorded or "runtime"; the named arguments that get one; output masked;
@@ -64,7 +88,7 @@ class CompiledModel(nnx.Module):
         self.mask_plan = tuple(mask_plan.items())  # a tuple: static, hashable graph data
         self.plan = tuple(plan)
         # Keras dtype policies: the autocast rule per layer (None under float32).
-        self.policies = tuple((n.name, policy_rule(n.layer, spec.model)) for n in an.graph.nodes)
+        self.policies = tuple(policies.items())
         self.input_names = tuple(device_input_types(spec))  # host layers' outputs included
         self.output_names = an.graph.outputs
         self.rngs = nnx.Rngs(dropout=dropout_key)
@@ -76,11 +100,15 @@ class CompiledModel(nnx.Module):
         training: bool = False,
         return_masks: bool = False,
         taps: tuple[str, ...] = (),
-    ) -> dict[str, jax.Array] | tuple[dict[str, jax.Array], dict[str, jax.Array]]:
+        decode: tuple[dict[str, Any], jax.Array] | None = None,
+    ) -> dict[str, jax.Array] | tuple[dict[str, jax.Array], dict[str, Any]]:
         """The outputs by name; with `return_masks`, also the Keras masks of the masked
         outputs (by name), which the loss and metrics apply as Keras does. `taps` names
         inner tensors (graph refs) to return too, among the outputs by their refs: the
-        activity regularizers read them (`compiler/penalties.py`)."""
+        activity regularizers read them (`compiler/penalties.py`). `decode=(caches,
+        position)` runs one generation step in inference mode: the inputs are the tokens
+        at positions [position, position + T), cached attention layers read and extend
+        their KV caches, and the result is (outputs, new caches)."""
         missing = [n for n in self.input_names if n not in inputs]
         if missing:
             raise KeyError(f"missing model inputs {missing}; expected {list(self.input_names)}")
@@ -88,20 +116,63 @@ class CompiledModel(nnx.Module):
         masks: dict[str, jax.Array] = {}  # ref -> Keras mask, for masked tensors only
         graph: dict[str, jax.Array] = {}  # ref -> the mask Keras's graph recorded
         mask_plan = dict(self.mask_plan)
-        policies = dict(self.policies)
-        for name, kind, args, refs in self.plan:
-            layer = autocast(self.layers[name], policies[name])
+        steps = dict(self.steps)
+        stack_plans = dict(self.stack_plans)
+        caches = None if decode is None else dict(decode[0])
+        position = None if decode is None else decode[1]
+        for what, name in self.plan:
+            if what == "stack":
+                stack = stack_plans[name].stack
+                out = run_stack(
+                    stack_plans[name],
+                    self.layers[name],
+                    values[stack.carry_in],
+                    {r: values[r] for r in stack.sides},
+                    training=training,
+                    rngs=self.rngs,
+                    caches=None if caches is None else caches[name],
+                    position=position,
+                )
+                if caches is not None:
+                    out, caches[name] = out
+                values[stack.output] = out
+                continue
+            if what == "segment":
+                seg = self.segments[name]
+                seg_steps = tuple(steps[n] for n in seg.nodes)
+                if caches is None:
+                    run_segment(
+                        seg, self.layers, seg_steps, values, training=training, rngs=self.rngs
+                    )
+                else:
+                    run_steps(
+                        self.layers,
+                        seg_steps,
+                        values,
+                        training=False,
+                        rngs=self.rngs,
+                        caches=caches,
+                        position=position,
+                    )
+                continue
             step = mask_plan.get(name)
+            _, kind, args, refs, policy, decode_kind = steps[name]
+            if caches is not None and decode_kind in ("cached", "offset"):
+                run_steps(
+                    self.layers,
+                    (steps[name],),
+                    values,
+                    training=False,
+                    rngs=self.rngs,
+                    caches=caches,
+                    position=position,
+                )
+                continue
+            layer = autocast(self.layers[name], policy)
             extra = {}
             if step and step[0]:  # `mask=` comes from Keras's graph, `query_mask=`... not
                 extra = _mask_kwargs(kind, args, graph if step[0] == "graph" else masks, step[1])
-            if kind == "single":
-                out = layer(values[args[0]], training=training, rngs=self.rngs, **extra)
-            elif kind == "multi":
-                out = layer([values[r] for r in args], training=training, rngs=self.rngs, **extra)
-            else:
-                named = {a: values[r] for a, r in args}
-                out = layer(**named, training=training, rngs=self.rngs, **extra)
+            out = invoke(layer, kind, args, values, training=training, rngs=self.rngs, **extra)
             if step:
                 _masks_after(self.layers[name], step, kind, args, refs, values, masks, graph)
             # A multi-output layer returns a tuple, one tensor per ref (`lstm.0`, ...).
@@ -110,9 +181,39 @@ class CompiledModel(nnx.Module):
                     value = constrain(value, ("batch",) + (None,) * (value.ndim - 1))
                 values[ref] = value
         outputs = {n: values[n] for n in (*self.output_names, *taps)}
+        if caches is not None:
+            return outputs, caches
         if return_masks:
             return outputs, {n: masks[n] for n in self.output_names if n in masks}
         return outputs
+
+    def init_cache(self, batch: int, length: int, dtype: Any = None) -> dict[str, Any]:
+        """Empty KV caches for generation of up to `length` positions: {layer: cache}
+        for every cached attention layer (one stacked entry per scanned stack)."""
+        caches: dict[str, Any] = {}
+        stacked = {n for _, plan in self.stack_plans for n in plan.stack.nodes}
+        for name, *_, decode in self.steps:
+            if decode == "cached" and name not in stacked:
+                caches[name] = self.layers[name].init_cache(batch, length, dtype)
+        for name, plan in self.stack_plans:
+            caches[name] = init_stack_cache(plan, self.layers[name], batch, length, dtype)
+        return caches
+
+
+def _grouped(plan: list[tuple[str, str]], execution: Execution) -> tuple:
+    """The plan with each scanned stack and rematerialized segment as one entry, where
+    its first layer was (a stack by name, a segment by its index)."""
+    owner = {n: ("stack", s.name) for s in execution.stacks for n in s.nodes}
+    owner |= {n: ("segment", i) for i, s in enumerate(execution.segments) for n in s.nodes}
+    out, seen = [], set()
+    for entry in plan:
+        unit = owner.get(entry[1])
+        if unit is None:
+            out.append(entry)
+        elif unit not in seen:
+            seen.add(unit)
+            out.append(unit)
+    return tuple(out)
 
 
 def _in_form(kind: str, args: tuple, table: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ from modelspec.compiler.checked import CheckedSpec
 from modelspec.compiler.graph import output_refs
 from modelspec.compiler.infer import input_types, node_inputs
 from modelspec.compiler.memory import BYTES_PER_PARAM, estimate
+from modelspec.compiler.stacks import Execution, stacked_params
 from modelspec.schema.precision import layer_policy
 
 
@@ -80,7 +81,42 @@ def summarize(spec: CheckedSpec) -> dict[str, Any]:
         "training_bytes_per_device": memory.as_dict(),
         "examples_per_device": memory.batch_per_device,
         "layers": layers,
+        "stacks": stack_rows(spec),
     }
+
+
+def stack_rows(spec: CheckedSpec) -> list[dict[str, Any]]:
+    """The repeated block uses: copies, whether they scan (then their variables as the
+    model holds them: stacked on a leading `layers` axis), and their remat policy."""
+    execution = spec.execution or Execution()
+    scanned = {s.name: s for s in execution.stacks}
+    remat = {seg.nodes[0]: seg.remat for seg in execution.segments}
+    stacked = dict(
+        (f"{layer}/{info.path}", list(info.shape))
+        for layer, info in stacked_params(spec, execution)
+        if layer in scanned
+    )
+    rows = []
+    for entry in spec.model.stacks:
+        stack = scanned.get(entry.name)
+        first = f"{entry.name}/0/" if entry.repeat > 1 else f"{entry.name}/"
+        seg_remat = next((r for n, r in remat.items() if n.startswith(first)), "none")
+        rows.append(
+            {
+                "name": entry.name,
+                "repeat": entry.repeat,
+                "scan": stack is not None,
+                "remat": stack.remat if stack else seg_remat,
+                "variables": [
+                    {"path": p, "shape": shape}
+                    for p, shape in stacked.items()
+                    if p.startswith(entry.name + "/")
+                ]
+                if stack
+                else [],
+            }
+        )
+    return rows
 
 
 def layer_flops(spec: CheckedSpec) -> dict[str, int | None]:

@@ -14,6 +14,7 @@ from modelspec.schema.losses import Loss
 from modelspec.schema.metrics import Metric
 from modelspec.schema.optimizers import Optimizer
 from modelspec.schema.precision import DTypePolicyName
+from modelspec.schema.stacks import RematPolicy, StackSpec
 from modelspec.schema.tensors import MAX_RANK
 from modelspec.schema.training import CheckpointSpec, TrainSpec
 
@@ -66,6 +67,12 @@ class ModelSpec(SpecModel):
     checkpoints stay float32, layers compute in the half type, losses and metrics in
     float32. `mixed_float16` also scales the loss dynamically, as Keras's
     `LossScaleOptimizer` (which `compile` adds for that policy)."""
+    remat: RematPolicy = "none"
+    """Default rematerialization of every block use (a use's own `remat` overrides it):
+    see the language reference, "Large models"."""
+    stacks: list[StackSpec] = Field(default_factory=list)
+    """The repeated block uses and how they compile (written by block expansion from the
+    uses' `repeat`, `scan` and `remat`; not usually written by hand)."""
 
 
 class BlockSpec(SpecModel):

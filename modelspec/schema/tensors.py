@@ -8,6 +8,7 @@ in `schema/` because the layer contract is written in it, and it never imports J
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -80,6 +81,13 @@ class ParamInfo:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+    def stacked(self, count: int, path: str) -> ParamInfo:
+        """This variable as a scanned block stack holds it: `count` copies on a leading
+        `layers` axis (never sharded by default), under `path`."""
+        return dataclasses.replace(
+            self, path=path, shape=(count, *self.shape), axes=("layers", *self.axes)
+        )
 
 
 @dataclass(frozen=True)

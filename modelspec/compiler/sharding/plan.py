@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from modelspec.compiler.stacks import Execution, stacked_params
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.schema.optimizers import OptimizerSpec, default_optimizer
 from modelspec.schema.tensors import ParamInfo
@@ -30,6 +31,7 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "conv_in": (),
     "conv_out": ("tensor",),
     "norm": (),
+    "layers": (),
 }
 """Logical axis -> mesh axes. Axes the mesh doesn't have are dropped, so the defaults
 fit any mesh: data parallel on `data`, FSDP on `fsdp`, tensor parallel on `tensor`."""
@@ -176,26 +178,27 @@ def plan_for(spec: CheckedSpec, mesh: dict[str, int], *, check_batch: bool = Tru
     rules = resolve_rules(spec.distribution.rules, mesh, where)
     plan = Plan(mesh, rules, batch_axes=rules.get("batch", ()))
     errors: list[Diagnostic] = []
-    an = spec
-    for node in sorted(an.graph.nodes, key=lambda n: n.index):
-        for info in an.shapes[node.name].params:
-            pspec = partition_spec(info.axes, rules)
-            for dim, (size, axes) in enumerate(zip(info.shape, pspec, strict=True)):
-                n = math.prod(mesh[a] for a in (axes or ()))
-                if axes and size % n:
-                    logical = info.axes[dim]
-                    errors.append(
-                        where(
-                            ("model", "layers", node.index),
-                            f"layer '{node.name}' {info.path} {info.shape} with logical axes "
-                            f"{info.axes}: dimension {dim} ({logical} -> {'x'.join(axes)}, "
-                            f"{n} shards) does not divide {size} on mesh {mesh}",
-                            f"{info.path}={info.shape}",
-                            f"Add `{logical}: null` to distribution.rules (replicate it), or use a "
-                            f"mesh whose {'x'.join(axes)} size divides {size}.",
-                        )
+    index = {n.name: n.index for n in spec.graph.nodes}
+    execution = spec.execution or Execution()
+    first = {s.name: s.copies[0][0] for s in execution.stacks}  # a stack: its first layer
+    for layer, info in stacked_params(spec, execution):
+        pspec = partition_spec(info.axes, rules)
+        for dim, (size, axes) in enumerate(zip(info.shape, pspec, strict=True)):
+            n = math.prod(mesh[a] for a in (axes or ()))
+            if axes and size % n:
+                logical = info.axes[dim]
+                errors.append(
+                    where(
+                        ("model", "layers", index[first.get(layer, layer)]),
+                        f"layer '{layer}' {info.path} {info.shape} with logical axes "
+                        f"{info.axes}: dimension {dim} ({logical} -> {'x'.join(axes)}, "
+                        f"{n} shards) does not divide {size} on mesh {mesh}",
+                        f"{info.path}={info.shape}",
+                        f"Add `{logical}: null` to distribution.rules (replicate it), or use a "
+                        f"mesh whose {'x'.join(axes)} size divides {size}.",
                     )
-            plan.params.append(ParamPlan(node.name, info, pspec))
+                )
+        plan.params.append(ParamPlan(layer, info, pspec))
     if check_batch and spec.data is not None:
         n = math.prod(mesh[a] for a in plan.batch_axes)
         if spec.data.batch_size % n:

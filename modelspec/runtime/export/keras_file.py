@@ -66,7 +66,7 @@ def export_keras(session: Any, state: Any, output: Path) -> list[Path]:
             received=str(output),
             hint=f"Use -o {output.with_suffix('.keras').name}.",
         )
-    config, weights = keras_archive(session.spec, _values(state))
+    config, weights = keras_archive(session.spec, _values(state, session.spec.execution))
     h5 = io.BytesIO()
     _write_weights(h5, weights)
     meta = {
@@ -282,14 +282,16 @@ def _keras_value(value: Any) -> Any:
     return value
 
 
-def _values(state: Any) -> dict[tuple[str, str], np.ndarray]:
+def _values(state: Any, execution: Any) -> dict[tuple[str, str], np.ndarray]:
     """(layer name, param path) -> array, from a TrainState's params, batch statistics
-    and frozen weights (pure dicts: `layers/<name>/<path...>`)."""
+    and frozen weights (pure dicts: `layers/<name>/<path...>`; scanned block stacks
+    split into their copies' layers, as Keras holds them)."""
+    from modelspec.compiler.layer_stack import unstacked
     from modelspec.compiler.model import flat
 
     out = {}
     for tree in (state.params, state.batch_stats, state.frozen):
-        for path, value in flat(tree):
+        for path, value in flat(unstacked(tree, execution)):
             out[(str(path[1]), "/".join(str(p) for p in path[2:]))] = np.asarray(value)
     return out
 

@@ -24,6 +24,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from onnx import helper
 from modelspec.compiler.graph import output_refs
 from modelspec.compiler.host_layers import device_input_types, is_host
 from modelspec.compiler.infer import node_inputs
+from modelspec.compiler.layer_stack import unstacked
 from modelspec.compiler.layers.onnx.graph import OPSET, OnnxGraph, Unsupported, onnx_dtype
 from modelspec.errors import SpecError
 from modelspec.schema.precision import policy_rule
@@ -88,6 +90,17 @@ def _refuse_masks(spec: Any) -> None:
         raise SpecError(problems)
 
 
+def per_layer(state: Any, execution: Any) -> Any:
+    """The state with scanned block stacks split into their copies' layers: the ONNX
+    graph is unrolled layer by layer, so weights are read by layer name."""
+    return SimpleNamespace(
+        **{k: unstacked(getattr(state, k) or {}, execution) for k in _COLLECTIONS}
+    )
+
+
+_COLLECTIONS = ("params", "batch_stats", "frozen")
+
+
 def layer_weights(state: Any, name: str) -> dict[str, np.ndarray]:
     """The layer's variables by Keras path ("kernel", "query/kernel"), from every
     collection of the state (trainable, batch statistics, frozen/adapted)."""
@@ -134,6 +147,7 @@ def build_onnx(spec: Any, state: Any) -> onnx.ModelProto:
     has no lowering or a configuration cannot be lowered exactly)."""
     refuse_unlowered(spec)
     _refuse_masks(spec)
+    state = per_layer(state, spec.execution)
     g = OnnxGraph()
     inputs = device_input_types(spec)
     names: dict[str, str] = {}

@@ -304,6 +304,19 @@ class ModelState:
         return outputs, self.replace(batch_stats=stats, rng=rng)
 
 
+    def decode(
+        self, inputs: dict[str, jax.Array], caches: dict[str, Any], position: jax.Array
+    ) -> tuple[dict[str, jax.Array], dict[str, Any]]:
+        """One generation step (inference mode): the outputs for the tokens at
+        positions [position, position + T) and the extended KV caches. Pure, so safe
+        inside `jax.jit` (donate `caches`)."""
+        return self.merge()(inputs, decode=(caches, position))
+
+    def init_cache(self, batch: int, length: int, dtype: Any = None) -> dict[str, Any]:
+        """Empty KV caches for `length` positions (`CompiledModel.init_cache`)."""
+        return self.merge().init_cache(batch, length, dtype)
+
+
 def split(model: CompiledModel) -> ModelState:
     """`nnx.split` with one filter per state kind (params, batch stats, rng, frozen),
     each turned into a pure dict of arrays."""

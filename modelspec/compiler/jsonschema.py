@@ -7,10 +7,11 @@ also be a block use (`type:` naming a block), and `extends:` is allowed at the t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from modelspec.schema.layers import LAYER_TYPES
 from modelspec.schema.spec import Spec
+from modelspec.schema.stacks import RematPolicy
 
 BLOCK_USE = {
     "title": "BlockUse",
@@ -37,6 +38,15 @@ BLOCK_USE = {
             ],
         },
         "trainable": {"type": "boolean"},
+        "scan": {
+            "type": "boolean",
+            "description": "Run the copies as one jax.lax.scan over stacked variables "
+            "(default: true when repeat >= 4 and the copies allow it).",
+        },
+        "remat": {
+            "enum": list(get_args(RematPolicy)),
+            "description": "Rematerialization of each copy (default: model.remat).",
+        },
     },
     "required": ["type"],
     "additionalProperties": True,

@@ -159,6 +159,16 @@ CASES = [
         attention_axes=[2],
     ),
     masked("mha_mask_float", (3, 4), (3, 4), (3, 3), F, num_heads=1, key_dim=2),
+    # flash_attention: false is XLA's implementation (Keras reads it as null: XLA on
+    # CPU); true on rank-4 inputs is ignored, as on Keras's explicit road.
+    mha("mha_flash_false", {"x": ((5, 8), F)}, num_heads=2, key_dim=8, flash_attention=False),
+    mha(
+        "mha_rank4_flash_ignored",
+        {"x": ((3, 4, 5), F)},
+        num_heads=2,
+        key_dim=8,
+        flash_attention=True,
+    ),
 ]
 
 # Every row fully masked (ints drawn below 1): uniform weights on Keras's fused road,
@@ -261,6 +271,15 @@ GQA_CASES = [
         )
         for rate in (0.0, 0.3)
     ],
+    gqa(
+        "gqa_flash_false_causal",
+        {"x": ((5, 8), F)},
+        head_dim=8,
+        num_query_heads=4,
+        num_key_value_heads=2,
+        use_causal_mask=True,
+        flash_attention=False,
+    ),
     gqa(
         "gqa_initializers",
         {"x": ((3, 4), F)},
@@ -387,6 +406,35 @@ REFUSED = [
         "inputs",
         13,
         "must match on axis 1, which is not an attention axis",
+        None,
+        None,
+    ),
+    (
+        X,
+        "type: MultiHeadAttention\nnum_heads: 2\nkey_dim: 2\ndropout: 0.1\nflash_attention: true",
+        "flash_attention",
+        12,
+        "flash attention has no dropout",
+        lambda: keras.layers.MultiHeadAttention(2, 2, dropout=0.1, flash_attention=True),
+        "Dropout is not supported when flash attention is enabled",
+    ),
+    (
+        X,
+        "type: GroupQueryAttention\nhead_dim: 2\nnum_query_heads: 2\nnum_key_value_heads: 1\n"
+        "dropout: 0.2\nflash_attention: true",
+        "flash_attention",
+        13,
+        "flash attention has no dropout",
+        lambda: keras.layers.GroupQueryAttention(2, 2, 1, dropout=0.2, flash_attention=True),
+        "Dropout is not supported when flash attention is enabled",
+    ),
+    (
+        # Keras's call fails too (jax's fused attention has one head size).
+        X,
+        "type: MultiHeadAttention\nnum_heads: 2\nkey_dim: 2\nvalue_dim: 3\nflash_attention: true",
+        "value_dim",
+        11,
+        "flash attention needs value_dim equal to key_dim",
         None,
         None,
     ),

@@ -10,11 +10,14 @@ Keras reaches the softmax by two roads with different answers for a query row wh
 keys are all masked: its fused `dot_product_attention` (masked logits -0.7·float max,
 so such a row is uniform over every key) and its Softmax layer (masked logits -1e9, then
 the masked probabilities zeroed, so such a row attends to nothing). Each layer says
-which road Keras takes for it (`zero_masked`).
+which road Keras takes for it (`zero_masked`). Where Keras's fused road runs
+`jax.nn.dot_product_attention`, so do MultiHeadAttention and GroupQueryAttention
+(`fused_attention`, with the implementation `flash_attention` chooses).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -76,3 +79,78 @@ def dropout(probs: jax.Array, rate: float, training: bool, rngs) -> jax.Array:
         return probs
     keep = jax.random.bernoulli(rngs.dropout(), 1.0 - rate, probs.shape)
     return jnp.where(keep, probs / (1.0 - rate), jnp.zeros_like(probs))
+
+
+# Keras's `ops.dot_product_attention` road: jax.nn.dot_product_attention, and which of
+# its implementations runs (`flash_attention`).
+
+CUDNN_DTYPES = ("float16", "bfloat16")
+
+
+@functools.cache
+def cuda_capability() -> tuple[int, int] | None:
+    """The (major, minor) compute capability of the default device when it is a CUDA GPU
+    (where cuDNN's fused attention exists), else None. Devices do not change within a
+    process, so it is asked once."""
+    device = jax.devices()[0]
+    if device.platform != "gpu" or "cuda" not in device.client.platform_version.lower():
+        return None
+    major, minor = str(device.compute_capability).split(".")[:2]
+    return int(major), int(minor)
+
+
+def cudnn_unavailable() -> str | None:
+    """Why cuDNN flash attention cannot run on this backend (None where it can): jax's
+    `check_compute_capability("8.0")`, an Ampere or newer CUDA GPU."""
+    capability = cuda_capability()
+    if capability is None:
+        return f"it needs a CUDA GPU with cuDNN; the backend is {jax.devices()[0].platform}"
+    if capability < (8, 0):
+        found = ".".join(map(str, capability))
+        return f"it needs a GPU of compute capability >= 8.0 (Ampere); this one has {found}"
+    return None
+
+
+def cudnn_refusal(dtype, head_dim: int, masked: bool, training: bool, t: int, s: int) -> str | None:
+    """Why these inputs cannot take cuDNN flash attention (None where they can): jax's
+    own conditions (`check_layout`, `check_is_flash_attention` in
+    jax/_src/cudnn/fused_attention_stablehlo.py): a cuDNN-capable device, float16 or
+    bfloat16 q/k/v, a head size that is a multiple of 8 and at most 128 (256 from
+    Hopper on), and, when a mask (a cuDNN bias) is differentiated, even lengths."""
+    problem = cudnn_unavailable()
+    if problem is not None:
+        return problem
+    if jnp.dtype(dtype).name not in CUDNN_DTYPES:
+        return (
+            f"it needs float16 or bfloat16 attention (a mixed dtype policy); "
+            f"the projections are {jnp.dtype(dtype).name}"
+        )
+    limit = 256 if cuda_capability() >= (9, 0) else 128
+    if head_dim % 8 or head_dim > limit:
+        return f"it needs a head size that is a multiple of 8 and at most {limit}; got {head_dim}"
+    if masked and training and (t % 2 or s % 2):
+        return f"a masked attention it trains needs even lengths; got {t} queries, {s} keys"
+    return None
+
+
+def implementation(flash: bool | None, refusal: str | None, layer: str) -> str:
+    """`jax.nn.dot_product_attention`'s implementation for Keras's `flash_attention`:
+    None takes cuDNN where it applies (`refusal` is None) and XLA elsewhere, False always
+    XLA, True cuDNN or an error naming `layer` and the reason."""
+    if flash is False or (flash is None and refusal is not None):
+        return "xla"
+    if refusal is not None:
+        raise ValueError(f"{layer}: flash_attention=true cannot run: {refusal}")
+    return "cudnn"
+
+
+def fused_attention(q, k, v, mask, *, scale: float, is_causal: bool, implementation: str):
+    """Keras's fused road: `jax.nn.dot_product_attention` on (B, T, N, H) q and (B, S, K,
+    H) k/v (K divides N: grouped heads share keys and values), logits scaled after the
+    product. `mask` (or None) broadcasts to (B, N, T, S); it is given full query and key
+    lengths, as cuDNN's bias needs, keeping its unit batch and head axes."""
+    if mask is not None:
+        mask = jnp.broadcast_to(mask, (*mask.shape[:2], q.shape[1], k.shape[1]))
+    return jax.nn.dot_product_attention(
+        q, k, v, mask=mask, scale=scale, is_causal=is_causal, implementation=implementation
+    )

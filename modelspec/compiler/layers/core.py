@@ -114,6 +114,17 @@ class PositionEmbedding(Layer):
         table = self.embeddings[...][: x.shape[-2]]
         return jnp.broadcast_to(table, x.shape).astype(jnp.promote_types(x.dtype, jnp.float32))
 
+    def decode(self, x, *, position):
+        """What `__call__` returns for the positions [position, position + steps) of a
+        longer sequence (KV-cache generation): those rows of the table, broadcast to
+        `x`'s shape. `position` is an int32 scalar (traced under jit); past the table's
+        end the slice would shift back, so the caller keeps position + steps <=
+        sequence_length."""
+        rows = jax.lax.dynamic_slice_in_dim(
+            self.embeddings[...], jnp.asarray(position, jnp.int32), x.shape[-2], axis=0
+        )
+        return jnp.broadcast_to(rows, x.shape).astype(jnp.promote_types(x.dtype, jnp.float32))
+
 
 class Masking(Layer):
     """Zeroes the steps whose features all equal `mask_value`; its mask marks the rest."""

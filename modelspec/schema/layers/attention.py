@@ -16,12 +16,19 @@ from pydantic import Field
 
 from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layer_args import Initializer
+from modelspec.schema.layers.attention_rules import (
+    attention_flops,
+    check_attention_mask,
+    check_flash,
+    query_mask,
+    same_sizes,
+)
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Named
-from modelspec.schema.layers.flops_math import projection, rows, times, total
+from modelspec.schema.layers.flops_math import rows, times, total
 from modelspec.schema.layers.shape_math import float_out, known_last, need_min_rank, need_rank
 from modelspec.schema.regularizers import KernelPenalties
-from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType, format_shape
+from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
 
 class MultiHeadAttention(LayerSpec, KernelPenalties):
@@ -34,6 +41,7 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
 
     call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:MultiHeadAttention"
+    decode: ClassVar[str | None] = "cached"  # init_cache / decode (KV cache)
     onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_multi_head_attention"
     call_kwargs: ClassVar[tuple[str, ...]] = ("use_causal_mask",)
     dropout_fields: ClassVar[tuple[str, ...]] = ("dropout",)
@@ -65,6 +73,15 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
     use_causal_mask: bool = False
     """Mask future positions (a Keras call argument, fixed per layer here). Over several
     attention axes (where Keras fails) the positions are taken in row-major order."""
+    flash_attention: bool | None = None
+    """Which implementation of `jax.nn.dot_product_attention` computes the attention
+    where Keras takes its fused road (no dropout, (batch, steps, features) inputs, value_dim equal to key_dim). `null`: cuDNN's flash attention where
+    it applies (a CUDA GPU of compute capability >= 8.0, float16 or bfloat16 compute, i.e.
+    a mixed dtype policy, a head size that is a multiple of 8 up to 128, or 256 from
+    Hopper on), XLA's otherwise; `true`: cuDNN's, or an error naming the layer when the
+    model is built or called where it cannot run (on CPU, as Keras fails there); `false`:
+    XLA's (Keras 3.15 reads false as null unless flash attention is disabled globally).
+    Not with `dropout` > 0, which Keras refuses. Ignored, as by Keras, for inputs of rank > 3."""
     kernel_initializer: Initializer = "glorot_uniform"
     """Initializer of the projection kernels."""
     bias_initializer: Initializer = "zeros"
@@ -97,10 +114,18 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
         return query_mask(args, masks)
 
     def infer(self, args: dict[str, TensorType]) -> LayerShape:
+        check_flash(self.flash_attention, self.dropout)
         q, v = args["query"], args["value"]
         k = args.get("key", v)
         for name, t in (("query", q), ("value", v), ("key", k)):
             need_min_rank(t, 3, f" for `{name}` (batch, ..., features)")
+        if self.flash_attention and q.rank == 3 and self.value_dim not in (None, self.key_dim):
+            raise ShapeError(
+                "flash attention needs value_dim equal to key_dim (jax's fused attention "
+                "has one head size; Keras fails there)",
+                field="value_dim",
+                received=f"value_dim={self.value_dim}, key_dim={self.key_dim}",
+            )
         if q.rank != v.rank:
             raise ShapeError(
                 f"query {q} and value {v} must have the same rank",
@@ -154,70 +179,6 @@ class MultiHeadAttention(LayerSpec, KernelPenalties):
         return attention_flops(args, shape, times(scores, per_score))
 
 
-def attention_flops(
-    args: dict[str, TensorType], shape: LayerShape, scores: int | None
-) -> int | None:
-    """The query, key, value and output projections plus the `scores` FLOPs."""
-    q, v = args["query"], args["value"]
-    k = args.get("key", v)
-    pairs = (("query", q), ("key", k), ("value", v), ("attention_output", q))
-    return total([*(projection(shape, name, t) for name, t in pairs), scores])
-
-
-def query_mask(
-    args: dict[str, TensorType],
-    masks: dict[str, TensorType | None],
-    used: tuple[str, ...] = ("query", "value", "key"),
-) -> TensorType | None:
-    """The output mask of an attention layer: the query's (Keras's `compute_mask`),
-    after checking that every mask the layer `used` is a (batch, steps) mask of a
-    (batch, steps, features) input, the only layout whose masks Keras applies as
-    query rows and key positions."""
-    for name, mask in masks.items():
-        if name in used and mask is not None and (args[name].rank != 3 or mask.rank != 2):
-            raise ShapeError(
-                f"a mask on `{name}` is supported for (batch, steps, features) inputs "
-                f"with a (batch, steps) mask; `{name}` is {args[name]} with mask {mask}",
-                field="inputs",
-                received=f"{name}={args[name]}",
-            )
-    return masks.get("query")
-
-
-def check_attention_mask(mask: TensorType, scores: tuple, n_axes: int) -> None:
-    """An `attention_mask` must broadcast to the attention scores, laid out as (batch,
-    other axes, heads, query positions, key positions) with `n_axes` attention axes each:
-    Keras inserts unit axes in front of the query positions until the ranks agree, then
-    its Softmax requires every mask axis to be 1 or the scores' size."""
-    expanded = list(mask.shape)
-    if mask.rank < 2 * n_axes or mask.rank > len(scores):
-        raise ShapeError(
-            f"attention_mask {mask} must have {2 * n_axes} to {len(scores)} axes, to "
-            f"broadcast to the attention scores {format_shape(scores)} (batch, ..., heads, "
-            "query positions, key positions)",
-            field="inputs",
-            received=f"attention_mask={mask}",
-        )
-    while len(expanded) < len(scores):
-        expanded.insert(len(expanded) - 2 * n_axes, 1)
-    for m, d in zip(expanded, scores, strict=True):
-        if None not in (m, d) and m not in (1, d):
-            raise ShapeError(
-                f"attention_mask {mask} does not broadcast to the attention scores "
-                f"{format_shape(scores)} (batch, ..., heads, query positions, key positions)",
-                field="inputs",
-                received=f"attention_mask={mask}",
-                hint="Give it the shape (batch, query steps, key steps).",
-            )
-
-
-def _same_sizes(a: TensorType, b: TensorType, what: str, axes: slice) -> None:
-    """`a` and `b` must agree on `axes` wherever both sizes are known."""
-    for x, y in zip(a.shape[axes], b.shape[axes], strict=True):
-        if None not in (x, y) and x != y:
-            raise ShapeError(f"{what}", field="inputs", received=f"{a} and {b}")
-
-
 class _DotAttention(LayerSpec):
     """Keras's `Attention` family: no projections; scores from query and key, softmax
     over the key positions, the value's rows averaged by them."""
@@ -248,9 +209,9 @@ class _DotAttention(LayerSpec):
                 field="inputs",
                 received=f"query={q}, value={v}, key={k}",
             )
-        _same_sizes(q, k, f"query {q} and key {k} must have the same feature size", slice(-1, None))
-        _same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
-        _same_sizes(q, k, f"query {q} and key {k} must match before the steps", slice(1, -2))
+        same_sizes(q, k, f"query {q} and key {k} must have the same feature size", slice(-1, None))
+        same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
+        same_sizes(q, k, f"query {q} and key {k} must match before the steps", slice(1, -2))
         return q, v, known_last(q)
 
     def infer_mask(
@@ -324,6 +285,7 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
 
     call: ClassVar[Call] = Named(("query", "value", "key", "attention_mask"), required=2)
     nnx: ClassVar[str] = "modelspec.compiler.layers.attention:GroupQueryAttention"
+    decode: ClassVar[str | None] = "cached"  # init_cache / decode (KV cache)
     onnx: ClassVar[str] = "modelspec.compiler.layers.onnx.attention:lower_group_query_attention"
     activity_regularizer_refusal: ClassVar[str | None] = (
         "Keras's GroupQueryAttention applies activity_regularizer to its output and again "
@@ -347,6 +309,15 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
     """Whether the projections have biases."""
     use_causal_mask: bool = False
     """Mask future positions (a Keras call argument, fixed per layer here)."""
+    flash_attention: bool | None = None
+    """Which implementation of `jax.nn.dot_product_attention` computes the attention
+    where Keras takes its fused road (no dropout). `null`: cuDNN's flash attention where
+    it applies (a CUDA GPU of compute capability >= 8.0, float16 or bfloat16 compute, i.e.
+    a mixed dtype policy, a head size that is a multiple of 8 up to 128, or 256 from
+    Hopper on), XLA's otherwise; `true`: cuDNN's, or an error naming the layer when the
+    model is built or called where it cannot run (on CPU, as Keras fails there); `false`:
+    XLA's (Keras 3.15 reads false as null unless flash attention is disabled globally).
+    Not with `dropout` > 0, which Keras refuses."""
     kernel_initializer: Initializer = "glorot_uniform"
     """Initializer of the projection kernels."""
     bias_initializer: Initializer = "zeros"
@@ -361,6 +332,7 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
         return query_mask(args, masks)
 
     def infer(self, args: dict[str, TensorType]) -> LayerShape:
+        check_flash(self.flash_attention, self.dropout)
         q, v = args["query"], args["value"]
         k = args.get("key", v)
         for t in (q, v, k):
@@ -372,8 +344,8 @@ class GroupQueryAttention(LayerSpec, KernelPenalties):
                 field="num_key_value_heads",
                 received=f"num_key_value_heads={self.num_key_value_heads}",
             )
-        _same_sizes(q, v, f"query {q} and value {v} must have the same features", slice(-1, None))
-        _same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
+        same_sizes(q, v, f"query {q} and value {v} must have the same features", slice(-1, None))
+        same_sizes(k, v, f"key {k} and value {v} must have the same steps", slice(1, -1))
         u, g, hd = self.num_query_heads, self.num_key_value_heads, self.head_dim
         if "attention_mask" in args:
             check_attention_mask(args["attention_mask"], (q.shape[0], u, q.shape[1], v.shape[1]), 1)

@@ -42,11 +42,17 @@ def copy_weights(state, layers) -> None:
     """Our split state -> Keras variables, matched by layer name and weight path."""
     for coll in (state.params, state.batch_stats, state.frozen):
         for path, value in flat(coll):
-            layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
-            matches = [v for v in layers[layer_name].weights if v.path.endswith("/" + weight)]
-            assert len(matches) == 1, (
-                layer_name,
-                weight,
-                [v.path for v in layers[layer_name].weights],
-            )
-            matches[0].assign(np.asarray(value))
+            if path[1] not in layers:  # a scanned stack: copy i is slice i of every param
+                for i, piece in enumerate(np.asarray(value)):
+                    copy = (path[0], f"{path[1]}/{i}/{path[2]}", *path[3:])
+                    _assign(layers, copy, piece)
+                continue
+            _assign(layers, path, value)
+
+
+def _assign(layers, path, value) -> None:
+    """Assign `value` to the Keras variable of our state path `path`."""
+    layer_name, weight = path[1], "/".join(str(p) for p in path[2:])
+    matches = [v for v in layers[layer_name].weights if v.path.endswith("/" + weight)]
+    assert len(matches) == 1, (layer_name, weight, [v.path for v in layers[layer_name].weights])
+    matches[0].assign(np.asarray(value))

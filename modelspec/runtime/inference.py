@@ -14,6 +14,7 @@ from modelspec.compiler.infer import input_types
 from modelspec.compiler.sharding.mesh import put_batch
 from modelspec.errors import Diagnostic, SpecError
 from modelspec.runtime.data.dataset import load_data
+from modelspec.runtime.data.id_bounds import id_bounds
 from modelspec.runtime.data.predict_inputs import is_image_input, read_image_inputs, read_inputs
 from modelspec.runtime.data.predict_text import is_text_input, read_text_inputs
 from modelspec.runtime.evaluation import evaluate_dataset
@@ -94,6 +95,7 @@ def _npz_dataset(session: Session, path: Path, batch_size: int):
         seed=spec.seed,
         base_dir=Path.cwd(),
         locate=lambda _path: (str(path), 0, 0),
+        id_limits=id_bounds(spec.graph),
     ).train
 
 

@@ -19,6 +19,7 @@ from modelspec.compiler.model import FILTERS, CompiledModel, split
 from modelspec.compiler.sharding import mesh as distribute
 from modelspec.errors import SpecError
 from modelspec.runtime.data.dataset import Datasets, load_data
+from modelspec.runtime.data.id_bounds import id_bounds
 from modelspec.runtime.host_stage import HostStage
 from modelspec.runtime.memory_guard import check_fits
 from modelspec.runtime.objective.objective import Objective, build_objective, losses_by_output
@@ -79,6 +80,7 @@ def load_datasets(spec: CheckedSpec, *, with_targets: bool = True) -> Datasets:
         seed=spec.seed,
         base_dir=spec.base_dir,
         locate=lambda path: spec.locate(path),
+        id_limits=id_bounds(spec.graph),
     )
 
 

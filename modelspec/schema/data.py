@@ -201,6 +201,9 @@ class JsonlSource(SourceSpec):
         return value
 
 
+# The token-file source of causal language models registers here, after jsonl.
+from modelspec.schema.data_tokens import TokensSource  # noqa: E402, F401 - registered
+
 Source = tagged_union(SourceSpec.registry)
 """A data source, chosen by its `type:`."""
 

@@ -23,6 +23,9 @@ class MetricSpec(Registered):
     keras_class: ClassVar[bool] = True
     """False for a `type` that is not a Keras metric class (the `accuracy` shortcut,
     resolved against the loss when the metrics are built)."""
+    keras_module: ClassVar[str] = "keras.metrics"
+    """Where the Keras class of this metric lives: `keras.metrics`, or
+    `keras_hub.metrics` for KerasHub's language-model metrics (`Perplexity`)."""
     aliases: ClassVar[tuple[str, ...]] = ()
     """Strings resolving to this metric besides its class name and that name in snake
     case (Keras's `mse`, `bce`, ...)."""

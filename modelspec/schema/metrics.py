@@ -53,6 +53,7 @@ from modelspec.schema.metrics_losslike import (
     Hinge,
     KLDivergence,
     LogCoshError,
+    Perplexity,
     SparseCategoricalCrossentropy,
 )
 # isort: on
@@ -156,6 +157,7 @@ __all__ = [
     "Metric",
     "MetricName",
     "MetricSpec",
+    "Perplexity",
     "Precision",
     "R2Score",
     "Recall",

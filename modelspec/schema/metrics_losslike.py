@@ -64,3 +64,19 @@ class CosineSimilarity(MetricSpec):
 
     axis: int = -1
     """Axis along which the similarity is computed."""
+
+
+@keras_metric("perplexity")
+class Perplexity(MetricSpec):
+    """Perplexity of a language model, `keras_hub.metrics.Perplexity`: the exponential
+    of the mean token cross-entropy. Takes integer token targets (batch, steps) and
+    predictions (batch, steps, vocabulary). As in KerasHub, each batch contributes its
+    mean cross-entropy over its unmasked tokens, weighted by its number of sequences, and
+    the result is `exp` of that running mean over the epoch (equal to
+    `exp(sum of token cross-entropies / number of tokens)` when no token is masked)."""
+
+    keras_module = "keras_hub.metrics"
+    from_logits: bool = False
+    """True when `y_pred` holds logits rather than probabilities."""
+    mask_token_id: int | None = None
+    """Target token id (e.g. padding) whose positions are left out of the mean."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from modelspec.errors import short_repr
 from modelspec.runtime.data.finite import find_nonfinite
+from modelspec.runtime.data.id_bounds import IdBound, check_ids
 from modelspec.runtime.data.raw import RawArray, RawSource, Reporter
 from modelspec.schema.losses import LOSS_ALIASES, LOSS_TYPES, LabelKind, LossSpec
 from modelspec.schema.tensors import TensorType, format_shape
@@ -63,12 +64,14 @@ def check_arrays(
     rep: Reporter,
     *,
     allow_nonfinite: bool = False,
+    id_limits: dict[str, IdBound] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
     """Check and cast every array of `raw`; None when anything was reported.
 
     Unless `allow_nonfinite`, float features and the float targets of non-sparse losses
     must be finite in the dtype they are cast to (sparse labels are checked to be
-    integers anyway)."""
+    integers anyway). `id_limits`: the inputs an Embedding reads, whose ids must lie
+    in its vocabulary (`id_bounds`)."""
     before = len(rep.diagnostics)
     arrays = [*raw.inputs.values(), *raw.targets.values()]
     counts = {a.what: a.array.shape[0] for a in arrays if a.array.ndim > 0}
@@ -84,7 +87,9 @@ def check_arrays(
         rep.error(raw.where, f"{raw.label}: the data has no samples")
     inputs = {}
     for name, item in raw.inputs.items():
-        inputs[name] = _check_input(raw, name, item, model_inputs[name], rep, allow_nonfinite)
+        bound = (id_limits or {}).get(name)
+        want = model_inputs[name]
+        inputs[name] = _check_input(raw, name, item, want, rep, allow_nonfinite, bound)
     kinds = {name: losses.get(name, (_OTHER, "", None)) for name in raw.targets}
     targets = {}
     for name, item in raw.targets.items():
@@ -206,6 +211,7 @@ def _check_input(
     want: TensorType,
     rep: Reporter,
     allow_nonfinite: bool,
+    bound: IdBound | None = None,
 ) -> np.ndarray | None:
     if want.dtype == "string":
         return _check_text(raw, name, item, want, rep)
@@ -236,6 +242,8 @@ def _check_input(
         if low < lo or high > hi:
             reason = f"has values from {low} to {high}, outside [{lo}, {hi}]"
             problem = reason, f"min {low}, max {high}", "Change the data, or use a wider dtype"
+        elif bound is not None and not check_ids(raw, name, item, bound, low, high, rep):
+            return None
     if problem is not None:
         ok = False
         rep.error(
@@ -328,8 +336,11 @@ def _check_target(
             )
             return None
         classes = want[-1] if want else None
-        counted = arr if ignore_class is None else np.asarray(arr)[arr != ignore_class]
-        low, high = (counted.min(), counted.max()) if counted.size else (0, 0)
+        if hasattr(arr, "value_range"):  # read lazily (token windows): scanned in chunks
+            low, high = arr.value_range(exclude=ignore_class)
+        else:
+            counted = arr if ignore_class is None else np.asarray(arr)[arr != ignore_class]
+            low, high = (counted.min(), counted.max()) if counted.size else (0, 0)
         if low < 0 or (classes is not None and high >= classes):
             upper = f"[0, {classes})" if classes is not None else "[0, num_classes)"
             rep.error(

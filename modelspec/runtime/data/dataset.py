@@ -176,13 +176,15 @@ def load_data(
     seed: int,
     base_dir: Path,
     locate: Callable[[tuple[str | int, ...]], tuple[str, int, int]],
+    id_limits: dict[str, Any] | None = None,
 ) -> Datasets:
     """Read every source of `data`, check it against the model, and split it.
 
     `losses` maps output names to loss specs (`.type` or `["type"]`); outputs without a
     loss need no targets when `losses` is given. `seed` is accepted so callers pass one
     place for everything random: it seeds the `split: random` hold-out; batch order takes
-    its seed at `batch()` time. Raises
+    its seed at `batch()` time. `id_limits`: the vocabulary of the inputs an Embedding
+    reads (`id_bounds.id_bounds`), checked like dtypes. Raises
     one `DataError` holding every problem found.
     """
     rep = Reporter(locate)
@@ -211,6 +213,7 @@ def load_data(
             loss_types,
             rep,
             allow_nonfinite=data.allow_nonfinite,
+            id_limits=id_limits,
         )
         checked[split] = ArrayDataset(*arrays) if arrays is not None else None
     train, validation = checked["train"], checked.get("validation")

@@ -39,6 +39,7 @@ from modelspec.runtime.objective.metrics_accuracy import (
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from modelspec.runtime.objective.metrics_perplexity import perplexity
 from modelspec.schema import losses as loss_schema
 from modelspec.schema import metrics as schema
 
@@ -278,6 +279,8 @@ def build_metric(spec: schema.AnyMetricSpec, *, y_pred_shape: Shape | None = Non
             return _wrap(name, L.log_cosh)
         case schema.CosineSimilarity():
             return _wrap(name, lambda t, p: L.cosine_similarity(t, p, axis=spec.axis))
+        case schema.Perplexity():
+            return MetricFn(name, *perplexity(spec, y_pred_shape))
         case schema.InferredAccuracy():
             raise ValueError("'accuracy' depends on the loss: build it with build_metrics")
     raise TypeError(f"Not a metric spec: {spec!r}")

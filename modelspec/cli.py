@@ -610,6 +610,9 @@ def _run_dir(spec: Path, run_dir: Path | None, overrides: list[str] | None) -> P
         _fail(error)
 
 
+import modelspec.cli_generate  # noqa: E402, F401  (registers `generate`; it uses the above)
+
+
 def _exit_at_once(signum: int, frame: object) -> None:
     """SIGINT/SIGTERM outside the training loop (importing JAX, loading data, compiling):
     nothing is being written, so exit at once with a word — raising KeyboardInterrupt

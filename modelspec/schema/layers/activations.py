@@ -18,6 +18,7 @@ from pydantic import Field
 from modelspec.schema.base import PositiveInt
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.decode_rules import along, shared_along_steps
 from modelspec.schema.layers.shape_math import float_out
 from modelspec.schema.regularizers import AlphaPenalties
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
@@ -53,6 +54,7 @@ class ReLU(LayerSpec):
     nnx: ClassVar[str] = _NNX + "ReLU"
     onnx: ClassVar[str] = _ONNX + "lower_relu"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["ReLU"]
     max_value: NonNegativeFloat | None = None
     """Largest output value (>= 0); null for no limit."""
@@ -85,6 +87,7 @@ class LeakyReLU(LayerSpec):
     nnx: ClassVar[str] = _NNX + "LeakyReLU"
     onnx: ClassVar[str] = _ONNX + "lower_leaky_relu"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["LeakyReLU"]
     negative_slope: NonNegativeFloat = 0.3
     """Slope (>= 0) for negative inputs. Keras 3's default here is 0.3, while the
@@ -105,6 +108,8 @@ class PReLU(LayerSpec, AlphaPenalties):
     nnx: ClassVar[str] = _NNX + "PReLU"
     onnx: ClassVar[str] = _ONNX + "lower_prelu"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = shared_along_steps
     type: Literal["PReLU"]
     alpha_initializer: Initializer = "zeros"
     """Initializer of `alpha` (Keras default: zeros, so training starts from a plain
@@ -156,6 +161,7 @@ class ELU(LayerSpec):
     nnx: ClassVar[str] = _NNX + "ELU"
     onnx: ClassVar[str] = _ONNX + "lower_elu"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["ELU"]
     alpha: float = 1.0
     """Scale of the negative part (Keras accepts any value)."""
@@ -176,6 +182,8 @@ class Softmax(LayerSpec):
 
     nnx: ClassVar[str] = _NNX + "Softmax"
     onnx: ClassVar[str] = _ONNX + "lower_softmax"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["Softmax"]
     axis: int | list[int] = -1
     """Axis, or list of axes normalized together, counted with the batch axis as 0

@@ -153,6 +153,18 @@ class LayerSpec(Registered):
     """FLOPs per output element of the default `flops` rule: 1 for element-wise layers,
     0 for layers that only move data (reshape, crop, dropout at inference), ~5 for
     normalizations (`flops_math.py` states the whole convention)."""
+    decode: ClassVar[str | None] = None
+    """How the layer takes part in KV-cache generation (`modelspec generate`), where the
+    model runs on a few new positions at a time in inference mode: "positionwise" —
+    each sequence position is computed independently of the others (Dense on (batch,
+    steps, features), a normalization over the last axis, dropout, which is the
+    identity in inference), so the layer runs unchanged on the new positions;
+    "offset" — it depends on the absolute position (PositionEmbedding), and its NNX
+    class has `decode(x, *, position)`; "cached" — causal self-attention, whose NNX
+    class has `init_cache` and `decode(..., cache=, position=)`; None — it mixes
+    sequence positions otherwise (Conv1D, RNNs, pooling, Flatten), so a model holding
+    it cannot generate. Where the answer depends on the arguments, `decode_kind`
+    refines it."""
 
     name: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
     """Unique layer name; needed only when other layers reference it. Defaults to
@@ -179,6 +191,12 @@ class LayerSpec(Registered):
         if type_tag(cls) is not None and ":" not in cls.nnx and ":" not in cls.host:
             raise TypeError(f"{cls.__qualname__}.nnx must name its NNX class as 'module:Class'")
         super().__pydantic_init_subclass__(**kwargs)
+
+    def decode_kind(self, x_rank: int) -> str | None:
+        """`decode` for this layer's arguments and the rank of its (first) input, whose
+        axis 1 is the sequence axis: a layer acting along an axis is positionwise only
+        when that axis is not the sequence axis (`decode_rules.py` has the rules)."""
+        return type(self).decode
 
     def infer(self, inputs: Inputs) -> LayerShape:
         """Output type and variables for `inputs` (see the class docstring, step 3)."""

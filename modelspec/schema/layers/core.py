@@ -11,6 +11,7 @@ from modelspec.schema.base import PositiveInt, UnitInterval
 from modelspec.schema.layer_args import Activation as ActivationFn
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.decode_rules import activation_kind, along, einsum_kind
 from modelspec.schema.layers.einsum_math import analyze_einsum
 from modelspec.schema.layers.flops_math import affine, kernel_macs, per_example, rows, times
 from modelspec.schema.layers.shape_math import (
@@ -32,6 +33,8 @@ class Dense(LayerSpec, KernelPenalties):
     nnx: ClassVar[str] = _NNX + "Dense"
     onnx: ClassVar[str] = _ONNX + "lower_dense"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along(None)
     type: Literal["Dense"]
     units: PositiveInt
     """Dimensionality of the output space."""
@@ -67,6 +70,8 @@ class EinsumDense(LayerSpec, KernelPenalties):
 
     nnx: ClassVar[str] = _NNX + "EinsumDense"
     onnx: ClassVar[str] = _ONNX + "lower_einsum_dense"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = einsum_kind
     type: Literal["EinsumDense"]
     equation: str
     """`input,kernel->output` axis letters: `ab,bc->ac`, `...ab,bc->...ac` (leading axes,
@@ -108,6 +113,8 @@ class Activation(LayerSpec):
     nnx: ClassVar[str] = _NNX + "Activation"
     onnx: ClassVar[str] = _ONNX + "lower_activation"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = activation_kind
     type: Literal["Activation"]
     activation: ActivationFn
     """Activation function name (Keras name)."""
@@ -126,6 +133,7 @@ class Dropout(LayerSpec):
     masking: ClassVar[str] = "keep"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     inverted_dropout: ClassVar[bool] = True
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["Dropout"]
     rate: UnitInterval
     """Fraction of the inputs to drop, in [0, 1)."""
@@ -144,6 +152,7 @@ class Rescaling(LayerSpec):
     nnx: ClassVar[str] = _NNX + "Rescaling"
     onnx: ClassVar[str] = _ONNX + "lower_rescaling"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["Rescaling"]
     scale: float
     """Multiplier."""
@@ -160,6 +169,7 @@ class Embedding(LayerSpec, EmbeddingsPenalties):
     nnx: ClassVar[str] = _NNX + "Embedding"
     onnx: ClassVar[str] = _ONNX + "lower_embedding"
     flops_per_element: ClassVar[int] = 0
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["Embedding"]
     input_dim: PositiveInt
     """Vocabulary size: the largest index + 1."""
@@ -202,6 +212,7 @@ class Identity(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_identity"
     flops_per_element: ClassVar[int] = 0
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["Identity"]
 
     def infer(self, x: TensorType) -> LayerShape:
@@ -219,6 +230,7 @@ class PositionEmbedding(LayerSpec):
     nnx: ClassVar[str] = _NNX + "PositionEmbedding"
     onnx: ClassVar[str] = _ONNX + "lower_position_embedding"
     flops_per_element: ClassVar[int] = 0
+    decode: ClassVar[str | None] = "offset"
     type: Literal["PositionEmbedding"]
     sequence_length: PositiveInt
     """The longest sequence the table covers (rows of the embedding table)."""
@@ -249,6 +261,8 @@ class Masking(LayerSpec):
     nnx: ClassVar[str] = _NNX + "Masking"
     onnx: ClassVar[str] = _ONNX + "lower_masking"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along(None)
     type: Literal["Masking"]
     mask_value: float = 0.0
     """A step is masked when every feature of it equals this value."""

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from modelspec.schema.base import PositiveFloat, PositiveInt
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.decode_rules import along
 from modelspec.schema.layers.shape_math import need_min_rank, normalize_axes
 from modelspec.schema.tensors import LayerShape, ParamInfo, ShapeError, TensorType
 
@@ -78,6 +79,8 @@ class Normalization(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_normalization"
     adapter: ClassVar[str] = _ADAPT + "normalization"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["Normalization"]
     axis: int | list[int] | None = -1
     """The axis or axes that keep a separate mean and variance per index (known sizes,
@@ -176,6 +179,7 @@ class Discretization(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_discretization"
     adapter: ClassVar[str] = _ADAPT + "discretization"
     untracked_state: ClassVar[tuple[str, ...]] = ("bin_boundaries",)
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["Discretization"]
     bin_boundaries: list[float] | None = Field(None, min_length=1)
     """Sorted boundaries: n boundaries make n + 1 buckets. Give these or `num_bins`."""

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from modelspec.schema.layers.base import LayerSpec
 from modelspec.schema.layers.calls import Call, Merge
+from modelspec.schema.layers.decode_rules import along
 from modelspec.schema.layers.flops_math import per_example, times, total
 from modelspec.schema.layers.shape_math import int_tuple, need_min_rank
 from modelspec.schema.tensors import FLOAT_DTYPES, LayerShape, ShapeError, TensorType
@@ -59,6 +60,7 @@ class _ElementWise(LayerSpec):
 
     call: ClassVar[Call] = Merge()
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
 
     def infer(self, xs: list[TensorType]) -> LayerShape:
         return broadcast(self.type, xs)
@@ -102,6 +104,8 @@ class Concatenate(LayerSpec):
     nnx: ClassVar[str] = _NNX + "Concatenate"
     flops_per_element: ClassVar[int] = 0
     onnx: ClassVar[str] = _ONNX + "lower_concatenate"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["Concatenate"]
     axis: int = -1
     """Axis to concatenate along."""

@@ -10,6 +10,7 @@ from pydantic import Field
 from modelspec.schema.base import PositiveFloat
 from modelspec.schema.layer_args import Initializer
 from modelspec.schema.layers.base import LayerSpec
+from modelspec.schema.layers.decode_rules import along
 from modelspec.schema.layers.shape_math import (
     float_out,
     need_float_input,
@@ -34,6 +35,8 @@ class BatchNormalization(LayerSpec, GammaBetaPenalties):
     train_deterministic: ClassVar[bool] = True
     float32_compute: ClassVar[bool] = True  # mixed policies: Keras upcasts, stats stay f32
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["BatchNormalization"]
     axis: int = -1
     """The features axis (normalized per feature)."""
@@ -92,6 +95,8 @@ class LayerNormalization(LayerSpec, GammaBetaPenalties):
     masking: ClassVar[str] = "keep"
     autocast: ClassVar[bool] = False  # Keras: `self.autocast = False`, computes in f32
     float32_compute: ClassVar[bool] = True
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["LayerNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes to normalize over (not the batch axis)."""
@@ -206,6 +211,8 @@ class UnitNormalization(LayerSpec):
     flops_per_element: ClassVar[int] = 5
     onnx: ClassVar[str] = _ONNX + "lower_unit_norm"
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["UnitNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes the norm is taken over (not the batch axis)."""
@@ -230,6 +237,8 @@ class RMSNormalization(LayerSpec):
     nnx: ClassVar[str] = _NNX + "RMSNormalization"
     flops_per_element: ClassVar[int] = 5
     onnx: ClassVar[str] = _ONNX + "lower_rms_norm"
+    decode: ClassVar[str | None] = "positionwise"
+    decode_kind = along("axis")
     type: Literal["RMSNormalization"]
     axis: int | Annotated[list[int], Field(min_length=1)] = -1
     """Axis or axes to normalize over: the last one(s)."""

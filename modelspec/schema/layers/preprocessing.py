@@ -111,6 +111,7 @@ class _Random(_Image):
 
     random_in_training: ClassVar[bool] = True
     flops_per_element: ClassVar[int] = 0
+    decode: ClassVar[str | None] = "positionwise"
 
 
 class Resizing(_Sized):

@@ -324,6 +324,7 @@ class TimeDistributed(LayerSpec):
     nested_fields: ClassVar[tuple[str, ...]] = ("layer",)
     masking: ClassVar[str] = "keep"
     mask_arg: ClassVar[bool] = True
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["TimeDistributed"]
     layer: Layer
     """The layer applied to each timestep, as a nested spec (`{type: Dense, units: 8}`):

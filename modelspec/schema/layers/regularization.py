@@ -42,6 +42,7 @@ class _SpatialDropout(LayerSpec):
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     inverted_dropout: ClassVar[bool] = True
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     spatial_axes: ClassVar[str] = ""
     """How the input's spatial axes are named in messages."""
     rate: UnitInterval
@@ -95,6 +96,7 @@ class GaussianNoise(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("stddev",)
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["GaussianNoise"]
     stddev: float = Field(ge=0, le=1)
     """Standard deviation of the noise, in [0, 1] (Keras's range)."""
@@ -114,6 +116,7 @@ class GaussianDropout(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["GaussianDropout"]
     rate: UnitInterval
     """Drop probability as for Dropout, in [0, 1): sets the noise's deviation."""
@@ -134,6 +137,7 @@ class AlphaDropout(LayerSpec):
     onnx: ClassVar[str] = _ONNX + "lower_regularization"
     dropout_fields: ClassVar[tuple[str, ...]] = ("rate",)
     masking: ClassVar[str] = "keep"
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["AlphaDropout"]
     rate: UnitInterval
     """Fraction of the inputs to drop, in [0, 1)."""
@@ -163,6 +167,7 @@ class ActivityRegularization(LayerSpec):
         "ActivityRegularization's penalty is set by its `l1` and `l2` (Keras refuses "
         "`activity_regularizer` here)"
     )
+    decode: ClassVar[str | None] = "positionwise"
     type: Literal["ActivityRegularization"]
     l1: Penalty = 0.0
     """L1 factor: the penalty adds `l1 * sum(|output|)` per batch sample."""

@@ -193,6 +193,8 @@ def run_cases(
     A case is a hang when it has used `timeout` seconds of CPU, or used none for
     `timeout` seconds by the clock (blocked). The clock alone would count cases that a
     busy machine only slowed down (a worker given 10% of a core takes ten times as long).
+    A blocked case is run once more, after the others, in a fresh worker: a machine
+    short of memory can stall a process on disk that long; a real block blocks again.
     """
     from modelspec.compiler import load, summary  # noqa: F401 - imported once, before forking
 
@@ -200,6 +202,13 @@ def run_cases(
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "outside.yaml").write_text("name: outside\n")  # for `extends: ../outside.yaml`
     pending = iter(cases)
+    retries: list[Mutant] = []
+    retried: set[int] = set()
+
+    def next_case() -> Mutant | None:
+        m = next(pending, None)
+        return retries.pop(0) if m is None and retries else m
+
     slots: list[_Slot] = []
     busy: list[_Slot] = []
 
@@ -212,7 +221,7 @@ def run_cases(
 
     try:
         for _ in range(workers):
-            m = next(pending, None)
+            m = next_case()
             if m is not None:
                 start(m)
         while busy:
@@ -236,6 +245,19 @@ def run_cases(
                     why = "blocked" if blocked else "CPU"
                     outcome = "hang"
                     detail = f"{why}: {cpu:.1f} s CPU in {now - slot.started:.1f} s"
+                    if blocked and id(m) not in retried:
+                        busy.remove(slot)
+                        slot.kill()
+                        first = _finish(m, scratch, outcome, detail, now - slot.started, cpu)
+                        if first.outcome == "executed":  # never retried: reported at once
+                            yield first
+                        else:
+                            retried.add(id(m))
+                            retries.append(m)
+                        nxt = next_case()
+                        if nxt is not None:
+                            start(nxt)
+                        continue
                     seconds, reuse = now - slot.started, None
                 else:
                     continue
@@ -243,7 +265,7 @@ def run_cases(
                 if reuse is None:
                     slot.kill()
                 yield _finish(m, scratch, outcome, detail, seconds, cpu)
-                nxt = next(pending, None)
+                nxt = next_case()
                 if nxt is not None:
                     start(nxt, reuse)
                 elif reuse is not None:

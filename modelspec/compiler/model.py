@@ -192,7 +192,7 @@ class CompiledModel(nnx.Module):
         for every cached attention layer (one stacked entry per scanned stack)."""
         caches: dict[str, Any] = {}
         stacked = {n for _, plan in self.stack_plans for n in plan.stack.nodes}
-        for name, *_, decode in self.steps:
+        for name, (*_, decode) in self.steps:
             if decode == "cached" and name not in stacked:
                 caches[name] = self.layers[name].init_cache(batch, length, dtype)
         for name, plan in self.stack_plans:

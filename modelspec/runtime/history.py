@@ -1,6 +1,8 @@
 """What `train` returns: the per-epoch records and a summary of the run.
 
-`summary["stopped_on_nan"]` is True when TerminateOnNaN stopped training (the CLI then
+`summary["first_step_seconds"]` is the time from the `train` call to the first
+dispatched steps' results (loading, checks and compilation included; None when no step
+ran); `summary["stopped_on_nan"]` is True when TerminateOnNaN stopped training (the CLI then
 exits with code 3), and `summary["nan_checkpoint"]` names the step of the last good
 checkpoint that was kept (None when there is none).
 """

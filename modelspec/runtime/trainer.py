@@ -70,6 +70,10 @@ class Trainer:
         self.batch_size, self.drop = d.batch_size, d.drop_remainder
         self.steps_per_epoch = self.data.train.num_batches(self.batch_size, self.drop)
         self.resident = None  # None: batches are built on the host per step
+        self.started: float | None = None
+        """When `train` was called (`first_step_seconds` counts from there: loading,
+        checks and compiling included); None: from the loop's start."""
+        self.first_step_seconds: float | None = None
         if not session.host:  # else placed once the text layers have encoded the data
             self._place_data()
         self.main = is_main_process()  # only process 0 prints and writes logs
@@ -170,6 +174,9 @@ class Trainer:
                         state = self._host_step(state, epoch, b, n)
                     before, host_step = host_step, host_step + n
                     b += n
+                    if steps_run == 0:  # once: compile included, the first results ready
+                        jax.block_until_ready(state.step)
+                        self.first_step_seconds = time.perf_counter() - (self.started or t0)
                     steps_run += n
                     if self.checkpoints.strict and not self.checkpoints.step_finite(
                         state.metrics, host_step
@@ -193,7 +200,8 @@ class Trainer:
                         self._check_signals(state, host_step, epoch, b, logged)
                     if self.max_steps is not None and steps_run >= self.max_steps:
                         self.ckpt.wait()
-                        return History(list(self.records), {}, self.run_dir, state)
+                        summary = {"first_step_seconds": self.first_step_seconds}
+                        return History(list(self.records), summary, self.run_dir, state)
                 if stop:
                     break
                 logs = to_host(s.objective.results(state.metrics))
@@ -238,6 +246,7 @@ class Trainer:
             epoch_seconds=self.epoch_seconds,
             stopped_on_nan=self.checkpoints.nan_stopped,
             nan_checkpoint=self.checkpoints.nan_checkpoint,
+            first_step_seconds=self.first_step_seconds,
         )
         return history
 
@@ -354,6 +363,7 @@ def train(
     checkpoint. Returns the History (per-epoch logs and a summary). Only one train may
     use a run directory at a time (SpecError otherwise); SIGINT/SIGTERM raise
     `TrainingInterrupted`; a full disk is a SpecError naming the space needed."""
+    started = time.perf_counter()
     spec = load(source, overrides)
     run_dir = Path(run_dir) if run_dir is not None else Path("runs") / spec.name
     main = is_main_process()
@@ -376,6 +386,7 @@ def train(
             if main:
                 write_class_names(run_dir, session.spec)  # image_folder labels for predict
             trainer = Trainer(session, run_dir, progress=progress, tty=tty, max_steps=max_steps)
+            trainer.started = started
             if main:  # spec.yaml (and its history) once steps are sure to run
                 text = yaml.safe_dump(session.spec.dump(), sort_keys=False)
                 trainer.on_start = partial(record_spec, run_dir, text)

@@ -145,28 +145,12 @@ class CompiledModel(nnx.Module):
                         seg, self.layers, seg_steps, values, training=training, rngs=self.rngs
                     )
                 else:
-                    run_steps(
-                        self.layers,
-                        seg_steps,
-                        values,
-                        training=False,
-                        rngs=self.rngs,
-                        caches=caches,
-                        position=position,
-                    )
+                    self._decode(seg_steps, values, caches, position)
                 continue
             step = mask_plan.get(name)
             _, kind, args, refs, policy, decode_kind = steps[name]
             if caches is not None and decode_kind in ("cached", "offset"):
-                run_steps(
-                    self.layers,
-                    (steps[name],),
-                    values,
-                    training=False,
-                    rngs=self.rngs,
-                    caches=caches,
-                    position=position,
-                )
+                self._decode((steps[name],), values, caches, position)
                 continue
             layer = autocast(self.layers[name], policy)
             extra = {}
@@ -186,6 +170,18 @@ class CompiledModel(nnx.Module):
         if return_masks:
             return outputs, {n: masks[n] for n in self.output_names if n in masks}
         return outputs
+
+    def _decode(self, steps: tuple, values: dict, caches: dict, position: Any) -> None:
+        """Run `steps` in decode mode (inference; cached layers extend `caches`)."""
+        run_steps(
+            self.layers,
+            steps,
+            values,
+            training=False,
+            rngs=self.rngs,
+            caches=caches,
+            position=position,
+        )
 
     def init_cache(self, batch: int, length: int, dtype: Any = None) -> dict[str, Any]:
         """Empty KV caches for generation of up to `length` positions: {layer: cache}
@@ -302,7 +298,6 @@ class ModelState:
             taps=taps,
         )
         return outputs, self.replace(batch_stats=stats, rng=rng)
-
 
     def decode(
         self, inputs: dict[str, jax.Array], caches: dict[str, Any], position: jax.Array

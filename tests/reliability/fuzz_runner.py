@@ -2,8 +2,9 @@
 
 Why worker processes: a case that hangs the loader cannot be stopped from inside the
 process, and a case that runs away with memory must not take the fuzzer down with it.
-So each case runs in a forked worker (modelspec's light modules imported once, before
-the fork) under an address-space limit, and the parent kills a worker that takes longer
+So each case runs in a worker process forked from a clean server (`forkserver`:
+modelspec's light modules imported there once; never forked from a process that runs
+JAX threads) under an address-space limit, and the parent kills a worker that takes longer
 than the timeout and counts a hang. A worker that dies is counted as a crash.
 
 Outcomes: `valid` (the spec loads and summarizes), `positioned` (a SpecError whose every
@@ -21,7 +22,7 @@ import resource
 import shutil
 import time
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -113,7 +114,7 @@ def _mapped_bytes() -> int:
     return 0
 
 
-def _worker(conn: Connection, scratch: str) -> None:
+def _worker(conn: Connection, scratch: str, classify: Callable = classify) -> None:
     # MEMORY_LIMIT more than what is mapped at the fork: a fixed cap below the inherited
     # mappings made every allocation fail (SystemErrors and segfaults inside PyYAML).
     limit = _mapped_bytes() + MEMORY_LIMIT
@@ -148,9 +149,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class _Slot:
-    def __init__(self, ctx, scratch: Path):
+    def __init__(self, ctx, scratch: Path, judge: Callable):
         self.parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(child, str(scratch)), daemon=True)
+        self.process = ctx.Process(target=_worker, args=(child, str(scratch), judge), daemon=True)
         self.process.start()
         child.close()
         self.case: Mutant | None = None
@@ -196,9 +197,14 @@ def run_cases(
     A blocked case is run once more, after the others, in a fresh worker: a machine
     short of memory can stall a process on disk that long; a real block blocks again.
     """
-    from modelspec.compiler import load, summary  # noqa: F401 - imported once, before forking
-
-    ctx = multiprocessing.get_context("fork")
+    # Workers fork from a fresh server process, not from this one: a pytest worker that
+    # ran JAX has threads (XLA pools, background compiles) that may hold allocator locks
+    # at the fork, and a forked child that then allocates blocks forever. The server
+    # imports the loader once, so starting a worker stays cheap. `classify` is passed by
+    # reference (tests patch it with module-level functions).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["modelspec.compiler", "tests.reliability.fuzz_runner"])
+    judge = classify
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / "outside.yaml").write_text("name: outside\n")  # for `extends: ../outside.yaml`
     pending = iter(cases)
@@ -214,7 +220,7 @@ def run_cases(
 
     def start(m: Mutant, slot: _Slot | None = None) -> None:
         if slot is None:
-            slot = _Slot(ctx, scratch)
+            slot = _Slot(ctx, scratch, judge)
             slots.append(slot)
         slot.give(m, timeout)
         busy.append(slot)

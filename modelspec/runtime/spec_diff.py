@@ -71,8 +71,18 @@ def model_changes(run_dir: Path, spec: Any) -> list[tuple[tuple, str]] | None:
     if trained.keys() != now.keys():  # raw fallback: compare what was written
         now = spec.dump()["model"]
     out: list[tuple[tuple, str]] = []
-    _walk(trained, now, ("model",), out)
+    _walk(_computed(trained), _computed(now), ("model",), out)
     return out
+
+
+COMPILE_ONLY = ("stacks", "remat")
+"""`model:` keys that change how the model compiles, never what it computes: scanning
+and rematerializing repeated blocks (a scan's stacked checkpoint layout is checked by
+the restore itself)."""
+
+
+def _computed(model: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in model.items() if k not in COMPILE_ONLY}
 
 
 def check_model_unchanged(run_dir: Path, spec: Any, *, allow: bool) -> None:

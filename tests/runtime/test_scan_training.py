@@ -175,9 +175,21 @@ def test_train_predict_and_export_a_scanned_model(tmp_path):
     np.savez(tmp_path / "in.npz", x=x[:8])
     out = tmp_path / "pred.npz"
     args = ["predict", str(tmp_path / "true.yaml"), "--run-dir", str(tmp_path / "run_true")]
-    result = CliRunner().invoke(app, [*args, "--input", str(tmp_path / "in.npz"), "--output", str(out)])
+    result = CliRunner().invoke(
+        app, [*args, "--input", str(tmp_path / "in.npz"), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     predicted = np.load(out)["out"]
+    # remat changes how the model compiles, not what it computes: not a "model change"
+    remat = tmp_path / "remat.yaml"
+    remat.write_text(spec_text("true", "full"))
+    again = tmp_path / "again.npz"
+    args = ["predict", str(remat), "--run-dir", str(tmp_path / "run_true")]
+    result = CliRunner().invoke(
+        app, [*args, "--input", str(tmp_path / "in.npz"), "--output", str(again)]
+    )
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(again)["out"], predicted, rtol=1e-6, atol=1e-7)
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 

@@ -110,9 +110,11 @@ def _short(exc: BaseException) -> str:
 class CheckpointMismatch(Exception):
     """The checkpoint was written for a different model or optimizer."""
 
-    def __init__(self, step: int, lines: list[str]):
+    def __init__(self, step: int, lines: list[str], paths: list[str] = ()):
         super().__init__("; ".join(lines))
         self.step, self.lines = step, lines
+        self.paths = list(paths)
+        """Every differing variable path (`lines` shows the first few)."""
 
 
 class CheckpointDamaged(Exception):
@@ -201,7 +203,8 @@ class Checkpointer:
         have = [saved[int(k)] if int(k) < len(saved) else None for k in keep]
         if have != want or (fields is None and len(saved) != len(current)):
             chosen = [s for s in saved if _in_fields(s[0], fields)]
-            raise CheckpointMismatch(step, structure_diff(chosen, want))
+            a, b = {e[0] for e in chosen}, {e[0] for e in want}
+            raise CheckpointMismatch(step, structure_diff(chosen, want), sorted(a ^ b))
         subset = {k: flat_like[k] for k in keep}
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, subset)
         if fields is None:
@@ -310,9 +313,28 @@ def restore_checked(
     except CheckpointMismatch as exc:
         ckpt.close()
         what = "model" if fields is not None else "model or optimizer"
+        hint = _scan_hint(exc.paths)
         raise run_dir_error(
             run_dir,
             "checkpoint",
             f"the checkpoint at step {step} in {run_dir} does not fit this spec (the {what} "
             "changed): " + "; ".join(exc.lines),
+            *((hint,) if hint else ()),
         ) from None
+
+
+def _scan_hint(paths: list[str]) -> str | None:
+    """The likely fix when the difference is one repeated block's layout: its copies'
+    variables stacked (`['layers']['h']`, scanned) on one side and per copy
+    (`['layers']['h/0/...']`, unrolled) on the other."""
+    text = " ".join(paths)
+    stacked = set(re.findall(r"\['layers'\]\['([^'/]+)'\]", text))
+    per_copy = set(re.findall(r"\['layers'\]\['([^'/]+)/\d+/", text))
+    both = sorted(stacked & per_copy)
+    if not both:
+        return None
+    return (
+        f"Block use '{both[0]}' is scanned on one side and unrolled on the other (a scan "
+        "stacks its copies' variables): set `scan:` on that use to what the run was "
+        "trained with (`scan: false` for a run trained unrolled)."
+    )

@@ -190,6 +190,13 @@ def test_train_predict_and_export_a_scanned_model(tmp_path):
     )
     assert result.exit_code == 0, result.output
     np.testing.assert_allclose(np.load(again)["out"], predicted, rtol=1e-6, atol=1e-7)
+    # the unrolled run's checkpoint under the scanned spec: refused, naming the fix
+    args = ["predict", str(tmp_path / "true.yaml"), "--run-dir", str(tmp_path / "run_false")]
+    result = CliRunner().invoke(
+        app, [*args, "--input", str(tmp_path / "in.npz"), "--output", str(again)]
+    )
+    assert result.exit_code == 2
+    assert "Block use 'h' is scanned on one side and unrolled on the other" in result.output
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 

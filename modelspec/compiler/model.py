@@ -50,6 +50,8 @@ class CompiledModel(nnx.Module):
         layers: dict[str, nnx.Module] = {}
         plan = []
         mask_plan: dict[str, tuple[str, tuple[str, ...], bool, bool, bool]] = {}
+        # Keras dtype policies: the autocast rule per layer (None under float32), kept
+        # in each layer's step.
         policies = {n.name: policy_rule(n.layer, spec.model) for n in an.graph.nodes}
         steps: dict[str, tuple] = {}
         for i, node in enumerate(an.graph.nodes):
@@ -87,8 +89,6 @@ class CompiledModel(nnx.Module):
         # clears; output masked in Keras's graph).
         self.mask_plan = tuple(mask_plan.items())  # a tuple: static, hashable graph data
         self.plan = tuple(plan)
-        # Keras dtype policies: the autocast rule per layer (None under float32).
-        self.policies = tuple(policies.items())
         self.input_names = tuple(device_input_types(spec))  # host layers' outputs included
         self.output_names = an.graph.outputs
         self.rngs = nnx.Rngs(dropout=dropout_key)

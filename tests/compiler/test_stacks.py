@@ -23,7 +23,7 @@ blocks:
       - {name: d2, type: Dense, units: 16}
       - {name: add, type: Add, inputs: [x, d2]}
 """
-INDEXED_LN = "{name: ln, type: LayerNormalization, epsilon: \"1.0e-${index}\"}"
+INDEXED_LN = '{name: ln, type: LayerNormalization, epsilon: "1.0e-${index}"}'
 """A layer whose argument differs per copy (`${index}`): the copies are not one scan."""
 
 

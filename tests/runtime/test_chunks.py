@@ -1,7 +1,7 @@
 """How steps_per_execution chunks are dispatched (`modelspec.runtime.chunks`): a step
 that loops (an LSTM) runs as single steps, a straight-line one (an MLP) as one fused
-unrolled program on CPU; the first chunk of a fresh run runs as single steps while the
-fused program compiles, and the choice depends only on the chunk's position, so a
+unrolled program on CPU; the first chunk of a fresh run runs as single steps, the fused
+program compiles in the background after it, and the choice depends only on the chunk's position, so a
 resumed run matches an uninterrupted one bit for bit."""
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class Spy:
 @pytest.mark.parametrize("loops", [False, True])
 def test_first_chunk_runs_single_steps_and_later_ones_fuse(loops):
     """Position decides: the chunk at step 0 runs as single steps (the fused program
-    compiles meanwhile), later chunks in one dispatch, unless the step loops."""
+    starts compiling once all of them ran, not during them), later chunks in one
+    dispatch, unless the step loops."""
 
     def step(state, x):
         h = state["w"] * x
@@ -109,6 +110,7 @@ def test_first_chunk_runs_single_steps_and_later_ones_fuse(loops):
 
     def make_fused(count: int, mode: str):
         fused.append((count, mode))
+        assert one.calls == 4  # after the first chunk's steps
         xs = jnp.ones(count)
         return jax.jit(lambda s, x: scan_chunk(lambda c, _: step(c, x), s, xs, count, mode))
 

@@ -1,6 +1,6 @@
 """`modelspec generate`: the command line of `runtime/generate.py`.
 
-Kept out of `cli.py` (which registers it by importing this module at its end); JAX is
+Registered on the app by `cli.py` importing this module; JAX is
 imported only inside the command.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from modelspec.cli import (
+from modelspec.cli_common import (
     AllowOutside,
     AllowSpecChange,
     RunDir,

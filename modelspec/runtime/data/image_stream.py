@@ -29,6 +29,7 @@ import numpy as np
 from modelspec.errors import DataError, Diagnostic, Pos
 from modelspec.runtime.data.image_folder import PIL_FORMATS, ImageError, decode
 from modelspec.runtime.data.image_resize import resize
+from modelspec.runtime.data.lazy_rows import LazyRows
 
 __all__ = ["ImageFiles", "Recipe", "check_headers"]
 
@@ -110,7 +111,7 @@ def check_headers(files: list[str], workers: int) -> tuple[float, list[ImageErro
     return max(values, default=255.0), problems
 
 
-class ImageFiles:
+class ImageFiles(LazyRows):
     """A lazy (N, height, width, channels) array of image files (see module doc)."""
 
     ndim = 4
@@ -124,49 +125,22 @@ class ImageFiles:
         pixel_max: float = 255.0,
         dtype: Any = np.float32,
     ) -> None:
-        self.files = np.asarray(files, dtype=object)
+        super().__init__(np.asarray(files, dtype=object), dtype)
         self.recipe = recipe
         self.origin = origin
         self.pixel_max = float(pixel_max)
-        self.dtype = np.dtype(dtype)
 
     @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (len(self.files), *self.recipe.size, self.recipe.channels)
+    def files(self) -> np.ndarray:
+        """The image file of each row."""
+        return self.keys
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
+    def row_shape(self) -> tuple[int, int, int]:
+        return (*self.recipe.size, self.recipe.channels)
 
-    @property
-    def itemsize(self) -> int:
-        return self.dtype.itemsize
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the images would take decoded (they never are, all at once)."""
-        return self.size * self.itemsize
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _like(self, files: np.ndarray, dtype: Any = None) -> ImageFiles:
-        return ImageFiles(
-            files, self.recipe, self.origin, pixel_max=self.pixel_max, dtype=dtype or self.dtype
-        )
-
-    def __getitem__(self, rows: Any) -> ImageFiles:
-        """The files of `rows` (a slice or 1-D integer indices), still not decoded."""
-        if isinstance(rows, slice):
-            return self._like(self.files[rows])
-        index = np.asarray(rows)
-        if index.ndim != 1 or index.dtype.kind not in "iu":
-            raise TypeError(f"ImageFiles rows must be a slice or 1-D indices, not {rows!r}")
-        return self._like(self.files[index])
-
-    def astype(self, dtype: Any, copy: bool = True) -> ImageFiles:
-        """The same files, read as `dtype` (the model input's dtype)."""
-        return self._like(self.files, np.dtype(dtype))
+    def _like(self, keys: np.ndarray, dtype: np.dtype) -> ImageFiles:
+        return ImageFiles(keys, self.recipe, self.origin, pixel_max=self.pixel_max, dtype=dtype)
 
     def finite_as(self, dtype: Any) -> bool:
         """Whether every decoded value is finite in `dtype` (known from the files'
@@ -196,11 +170,6 @@ class ImageFiles:
                         )
                     ]
                 ) from None
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = np.empty(self.shape, dtype=self.dtype)
-        self.read_into(np.arange(len(self)), out)
-        return out if dtype is None else out.astype(dtype, copy=False)
 
     def __repr__(self) -> str:
         return f"ImageFiles(shape={self.shape}, dtype={self.dtype})"

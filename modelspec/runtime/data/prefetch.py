@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from modelspec.runtime.data.dataset import _batch_rows
+from modelspec.runtime.data.lazy_rows import LazyRows
 
 __all__ = ["Chunk", "Prefetcher", "chunk_plan", "default_workers", "local_rows"]
 
@@ -218,7 +219,7 @@ class Prefetcher:
                 out[group][name] = dest
                 for i, part in enumerate(rows):
                     target = dest[i] if self.stacked else dest
-                    if hasattr(array, "read_into"):  # decoded per file (ImageFiles)
+                    if isinstance(array, LazyRows):  # read per row (image files, token windows)
                         for s in range(0, n, per_task):
                             piece = slice(s, s + per_task)
                             tasks.append(partial(array.read_into, part[piece], target[piece]))

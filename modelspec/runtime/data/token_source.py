@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from modelspec.runtime.data.lazy_rows import LazyRows
 from modelspec.runtime.data.npfiles import ArrayFileError, file_kind, load_npy
 from modelspec.runtime.data.raw import RawArray, RawSource, ReadContext, SpecPath
 from modelspec.schema.data_tokens import TokensSource
@@ -68,7 +69,7 @@ class TokenStats:
         return [r for r in found if r is not None]
 
 
-class TokenWindows:
+class TokenWindows(LazyRows):
     """A lazy (windows, length) array of windows of a 1-D token array (see module doc):
     row `i` is `tokens[starts[i] : starts[i] + length]`, cast to `dtype`."""
 
@@ -82,59 +83,31 @@ class TokenWindows:
         dtype: Any = None,
         stats: TokenStats | None = None,
     ) -> None:
+        super().__init__(
+            np.asarray(starts, dtype=np.int64), tokens.dtype if dtype is None else dtype
+        )
         self.tokens = tokens
-        self.starts = np.asarray(starts, dtype=np.int64)
         self.length = int(length)
-        self.dtype = np.dtype(dtype if dtype is not None else tokens.dtype)
         self.stats = stats or TokenStats(tokens)
         self._ranges: dict[int | None, tuple[int, int]] = {}
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self.starts), self.length)
+    def starts(self) -> np.ndarray:
+        """The file offset of each window."""
+        return self.keys
 
     @property
-    def size(self) -> int:
-        return len(self.starts) * self.length
+    def row_shape(self) -> tuple[int]:
+        return (self.length,)
 
-    @property
-    def itemsize(self) -> int:
-        return self.dtype.itemsize
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the windows would take gathered (they never are, all at once)."""
-        return self.size * self.itemsize
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def _like(self, starts: np.ndarray, dtype: Any = None) -> TokenWindows:
-        return TokenWindows(self.tokens, starts, self.length, dtype or self.dtype, self.stats)
-
-    def __getitem__(self, rows: Any) -> TokenWindows:
-        """The windows of `rows` (a slice or 1-D integer indices), still not read."""
-        if isinstance(rows, slice):
-            return self._like(self.starts[rows])
-        index = np.asarray(rows)
-        if index.ndim != 1 or index.dtype.kind not in "iu":
-            raise TypeError(f"TokenWindows rows must be a slice or 1-D indices, not {rows!r}")
-        return self._like(self.starts[index])
-
-    def astype(self, dtype: Any, copy: bool = True) -> TokenWindows:
-        """The same windows, read as `dtype` (the model input's dtype)."""
-        return self._like(self.starts, np.dtype(dtype))
+    def _like(self, keys: np.ndarray, dtype: np.dtype) -> TokenWindows:
+        return TokenWindows(self.tokens, keys, self.length, dtype, self.stats)
 
     def read_into(self, rows: np.ndarray, out: np.ndarray) -> None:
         """Copy the windows of `rows` into `out` (len(rows), length), cast to its dtype:
         one gather from the memory map, which touches only those windows' pages."""
         starts = self.starts[np.asarray(rows, dtype=np.int64)]
         out[...] = self.tokens[starts[:, None] + np.arange(self.length)]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        out = np.empty(self.shape, dtype=self.dtype)
-        self.read_into(np.arange(len(self)), out)
-        return out if dtype is None else out.astype(dtype, copy=False)
 
     def _contiguous(self) -> bool:
         """Whether the windows cover one span of the file (sorted, touching or

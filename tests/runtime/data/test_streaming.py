@@ -326,3 +326,35 @@ def test_sigkill_mid_epoch_then_rerun_is_bit_identical(folder):
     lines = [(run / "metrics.jsonl").read_text().splitlines() for run in (full, cut)]
     assert len(lines[0]) == 4 and lines[0] == lines[1]
     assert all(np.isfinite(json.loads(line)["val_loss"]) for line in lines[0])
+
+
+def test_validation_batches_are_decoded_ahead_by_the_workers(folder):
+    """Evaluation reads its batches through the prefetching pipeline: streamed
+    validation images decode on the data workers, never on the evaluating thread,
+    and the metrics equal those of batches built one by one on that thread."""
+    from modelspec.compiler.sharding.mesh import put_batch
+    from modelspec.runtime.evaluation import evaluate_dataset, fresh_metrics, to_host
+
+    (folder / "spec.yaml").write_text(SPEC)
+    session = open_session(str(folder / "spec.yaml"))
+    val, state = session.data.validation, session.state
+    images = val.inputs["image"]
+    assert isinstance(images, ImageFiles) and val.num_batches(16, False) > 1
+    threads: set[str] = set()
+    original = images.read_into
+
+    def spy(rows, out):
+        threads.add(threading.current_thread().name)
+        original(rows, out)
+
+    images.read_into = spy
+    try:
+        got = evaluate_dataset(session, state, val, 16)
+    finally:
+        del images.read_into
+    assert threads and all(t.startswith("modelspec-data") for t in threads), threads
+    metrics = fresh_metrics(session)
+    for i in range(val.num_batches(16, False)):
+        batch = val.batch(0, i, 16, shuffle=False, seed=0, drop_remainder=False)
+        metrics = session.eval_step(state, metrics, put_batch(session.dist, batch))
+    assert got == to_host(session.objective.results(metrics))

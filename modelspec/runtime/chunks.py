@@ -83,6 +83,15 @@ class StepChunks:
         self.mode: str | None = None
         self._programs: dict[int, Future] = {}
 
+    def warm(self, abstract_state: Any, args: tuple) -> None:
+        """Compile the single step for a state of these shapes, dtypes and shardings
+        (before the state itself exists: it is being initialized in the background), so
+        that the first step's call finds it compiled."""
+        traced = self.one.trace(abstract_state, *args)
+        if self.mode is None:
+            self.mode = chunk_mode(traced.jaxpr)
+        traced.lower().compile()
+
     def run(
         self,
         state: Any,

@@ -127,6 +127,11 @@ class DeviceData:
         args = (self.arrays, *self._tables(epoch, step - index))
         return self._chunks.run(state, count, step, lambda i: args, args)
 
+    def warm(self, abstract_state: Any, epoch: int, index: int, step: int) -> None:
+        """Compile the step that runs batch `index` of `epoch` at global step `step`,
+        from the state's shapes only (`StepChunks.warm`)."""
+        self._chunks.warm(abstract_state, (self.arrays, *self._tables(epoch, step - index)))
+
     def _jit(self, fn: Callable) -> Callable:
         table, rep = self.table_sharding, self.replicated
         return jax.jit(

@@ -15,6 +15,7 @@ running mean, as Keras's logs do, so it turns non-finite at the first bad step).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,10 @@ class RunCheckpoints:
         self.ckpt = Checkpointer(
             run_dir / "checkpoints", max_to_keep=ck.max_to_keep, async_save=ck.async_save
         )
-        self.state_bytes = sum(x.nbytes for x in jax.tree_util.tree_leaves(state))
+        # from shapes: `state` may be abstract (the initial state is still being made)
+        self.state_bytes = sum(
+            math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state)
+        )
         self.nan_stopped = False
         self.best_ckpt: Checkpointer | None = None
         self.nan_checkpoint: int | None = None

@@ -97,7 +97,7 @@ class Trainer:
             run_dir,
             self.spec,
             self.callbacks,
-            state=session.state,
+            state=session.abstract_state,
             objective=session.objective,
             log=self.log,
             progress=self.progress,
@@ -125,6 +125,9 @@ class Trainer:
         with contextlib.ExitStack() as cleanup:  # every step runs, even if one fails
             cleanup.enter_context(self.signals)
             cleanup.callback(self.checkpoints.close)
+            if self.resident is not None and not self.ckpt.steps():
+                # a fresh run: compile the first step while the initial state is made
+                self.resident.warm(s.abstract_state, 0, 0, 0)
             resumed = self.checkpoints.resume(s.state)
             state, self.best, self.records = resumed.state, resumed.best, resumed.records
             if s.host:  # text layers: their state, then the data they encode

@@ -153,3 +153,51 @@ def test_resumed_chunks_equal_an_uninterrupted_run(tmp_path, layers):
     for epoch in range(2):
         host = host_steps(session, host, epoch, 0, steps, spe=3)
     assert_same(host, whole)
+
+
+@pytest.mark.parametrize("spe", [1, 3])
+def test_a_fresh_run_compiles_each_program_once(tmp_path, caplog, spe):
+    """The first step is compiled from the state's shapes while the initial state is
+    made in the background (`Trainer.run`, `Session.initial`); the call then finds it
+    compiled: one compile of the single step, one of init, one fused program."""
+    import logging
+
+    from modelspec.runtime.trainer import train
+
+    spec = write_spec(tmp_path, MLP)
+    text = spec.read_text().replace("steps_per_execution: 3", f"steps_per_execution: {spe}")
+    spec.write_text(text.replace("\ntrain: {", "\ntrain: {epochs: 2, "))
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            history = train(spec, tmp_path / "run", progress=False, devices=jax.devices()[:1])
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert len(history.epochs) == 2
+    done = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
+    count = {name: sum(f"of jit({name})" in m for m in done) for name in ("init", "one", "many")}
+    assert count == {"init": 1, "one": 1, "many": 1 if spe > 1 else 0}, done
+
+
+def test_the_quickly_compiled_init_makes_the_same_weights(tmp_path):
+    """A small state's init program is compiled without XLA's backend optimizations
+    (it runs once): the same weights as the optimized program up to rounding (the
+    uniform initializers' `minval + u * range` is fused differently, so some of the
+    last bits differ: which also shows the quick program is the one that ran)."""
+    from modelspec.compiler.model import CompiledModel, split
+    from modelspec.runtime import session as sessions
+    from modelspec.runtime.steps import init_state
+
+    session = _session(tmp_path, MLP)
+    assert sessions._elements(session.abstract_state) <= sessions.FAST_INIT_MAX_ELEMENTS
+    optimized = jax.jit(
+        lambda: init_state(split(CompiledModel(session.spec)), session.tx, session.objective)
+    )()
+    pairs = []
+    leaves = jax.tree_util.tree_leaves
+    for a, b in zip(leaves(session.state), leaves(optimized), strict=True):
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        pairs.append((np.asarray(a), np.asarray(b)))
+        np.testing.assert_allclose(pairs[-1][0], pairs[-1][1], rtol=0, atol=1e-6)
+    assert any(not np.array_equal(a, b) for a, b in pairs)

@@ -5,6 +5,7 @@ initial state, and the jitted steps. Shared by `train`, `evaluate` and `predict`
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,7 @@ def open_session(
         graphdef,
         objective,
         tx,
-        _background().submit(_make_state, jitted, _elements(abstract)),
+        _background().submit(_make_state, jitted, _elements(abstract), _platform(shardings)),
         jax.tree_util.tree_map(_placed, abstract, shardings),
         dist=dist,
         shardings=shardings,
@@ -170,14 +171,16 @@ def _placed(leaf: jax.ShapeDtypeStruct, sharding: Any) -> jax.ShapeDtypeStruct:
 
 
 _executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
 
 
 def _background() -> ThreadPoolExecutor:
     """One thread that initializes states while the caller goes on."""
     global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelspec-init")
-    return _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelspec-init")
+        return _executor
 
 
 FAST_INIT_MAX_ELEMENTS = 16 * 2**20
@@ -191,13 +194,19 @@ def _elements(abstract: Any) -> int:
     return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(abstract))
 
 
-def _make_state(jitted: Any, elements: int) -> TrainState:
+def _platform(shardings: Any) -> str:
+    """The platform the state lives on (its devices', not necessarily the default's)."""
+    leaves = jax.tree_util.tree_leaves(shardings)
+    return next(iter(leaves[0].device_set)).platform if leaves else jax.default_backend()
+
+
+def _make_state(jitted: Any, elements: int, platform: str) -> TrainState:
     """Run the jitted init once. The program runs once per run, so on CPU a small
     state's init is compiled without backend optimizations: the initializers'
     random-number code (a threefry block per weight) compiles about 3x faster (a small
     transformer: 0.5 s vs 1.5 s) and runs about 3.5x slower (milliseconds below
     `FAST_INIT_MAX_ELEMENTS`; 0.9 s vs 0.25 s at 33M elements, where it stops paying)."""
     lowered = jitted.lower()
-    if jax.default_backend() == "cpu" and elements <= FAST_INIT_MAX_ELEMENTS:
+    if platform == "cpu" and elements <= FAST_INIT_MAX_ELEMENTS:
         return lowered.compile(compiler_options=_FAST_COMPILE)()
     return lowered.compile()()

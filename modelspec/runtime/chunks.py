@@ -29,21 +29,19 @@ bit-identical; fused and single steps need not agree to the last bit.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import jax
 from jax.extend.core import jaxprs_in_params
 
+from modelspec.runtime.background import worker
+
 __all__ = ["LOOP_PRIMITIVES", "StepChunks", "chunk_mode", "has_loops", "scan_chunk"]
 
 LOOP_PRIMITIVES = frozenset({"scan", "while"})
 """Primitives that make a step loop (fori_loop lowers to one of them)."""
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
 
 
 def has_loops(jaxpr: Any) -> bool:
@@ -125,7 +123,7 @@ class StepChunks:
         """Start compiling the fused program for `count` steps in the background thread
         (from shapes, dtypes and shardings only)."""
         jitted = self.fused(count, self.mode)
-        self._programs[count] = _compiler().submit(
+        self._programs[count] = worker("compile").submit(
             lambda: jitted.trace(*abstract).lower().compile()
         )
 
@@ -141,12 +139,3 @@ def _abstract(args: Any) -> Any:
         return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding, weak_type=weak)
 
     return jax.tree_util.tree_map(spec, args)
-
-
-def _compiler() -> ThreadPoolExecutor:
-    """One background compile thread per process (joined at interpreter exit)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelspec-compile")
-        return _executor

@@ -5,8 +5,7 @@ initial state, and the jitted steps. Shared by `train`, `evaluate` and `predict`
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from modelspec.compiler.load import load
 from modelspec.compiler.model import FILTERS, CompiledModel, split
 from modelspec.compiler.sharding import mesh as distribute
 from modelspec.errors import SpecError
+from modelspec.runtime.background import worker
 from modelspec.runtime.data.dataset import Datasets, load_data
 from modelspec.runtime.data.id_bounds import id_bounds
 from modelspec.runtime.host_stage import HostStage
@@ -148,7 +148,7 @@ def open_session(
         graphdef,
         objective,
         tx,
-        _background().submit(_make_state, jitted, _elements(abstract), _platform(shardings)),
+        worker("init").submit(_make_state, jitted, _elements(abstract), _platform(shardings)),
         jax.tree_util.tree_map(_placed, abstract, shardings),
         dist=dist,
         shardings=shardings,
@@ -168,19 +168,6 @@ def _placed(leaf: jax.ShapeDtypeStruct, sharding: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(
         leaf.shape, leaf.dtype, sharding=sharding, weak_type=getattr(leaf, "weak_type", False)
     )
-
-
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _background() -> ThreadPoolExecutor:
-    """One thread that initializes states while the caller goes on."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelspec-init")
-        return _executor
 
 
 FAST_INIT_MAX_ELEMENTS = 16 * 2**20

@@ -149,7 +149,7 @@ def open_session(
         objective,
         tx,
         worker("init").submit(_make_state, jitted, _elements(abstract), _platform(shardings)),
-        jax.tree_util.tree_map(_placed, abstract, shardings),
+        jax.tree_util.tree_map(lambda leaf, at: leaf.update(sharding=at), abstract, shardings),
         dist=dist,
         shardings=shardings,
         host=HostStage(spec),
@@ -162,12 +162,6 @@ def open_session(
         session.eval_step = make_eval_step(graphdef, objective, dist, shardings)
     session.predict_step = make_predict_step(graphdef, dist, shardings)
     return session
-
-
-def _placed(leaf: jax.ShapeDtypeStruct, sharding: Any) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(
-        leaf.shape, leaf.dtype, sharding=sharding, weak_type=getattr(leaf, "weak_type", False)
-    )
 
 
 FAST_INIT_MAX_ELEMENTS = 16 * 2**20

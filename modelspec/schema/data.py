@@ -241,15 +241,14 @@ class DataSpec(SpecModel):
     """Skip the last, partial batch of each epoch instead of padding and masking it."""
     workers: PositiveInt | None = None
     """Background threads that build training and validation batches ahead of the step
-    (decoding streamed images, gathering rows), like Keras's `PyDataset(workers=...)`. Default:
-    the machine's CPU count, at most 32. Batches are the same for any value: only
-    speed changes."""
+    (decoding streamed images, gathering rows), like Keras's `PyDataset(workers=...)`.
+    Default: the machine's CPU count, at most 32. Batches are the same for any value:
+    only speed changes."""
     max_queue_size: PositiveInt | None = None
     """Training batches (of `steps_per_execution` steps each) built ahead of the one
     the step is using, like Keras's `PyDataset(max_queue_size=...)`; the host holds at
     most `max_queue_size + 2` of them (and as many validation batches while
-    validating). Default: enough to keep every worker busy (at
-    least 2, at most 16)."""
+    validating). Default: enough to keep every worker busy (at least 2, at most 16)."""
     allow_nonfinite: bool = False
     """Let NaN and ±inf through in float features and in the float targets of
     non-sparse losses. By default they are an error before step 1, reported with the
